@@ -1,0 +1,182 @@
+"""Command line: flags -> Settings -> one call into the pipeline.
+
+Exit codes and one-line errors live here: a MontageError prints `montage-ai: error: ...` and
+exits non-zero without a traceback; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .errors import MontageError
+from .settings import Settings
+
+# flag name -> Settings field; only flags the user actually gave override env/.env/defaults
+_RUN_FLAGS = ["clips", "music", "out", "style", "duration", "music_start", "aspect", "resolution", "fps",
+              "fit", "seed", "keep_clip_audio", "crf", "preset"]
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    S = argparse.SUPPRESS
+    p.add_argument("--clips", type=Path, default=S, help="folder of video clips")
+    p.add_argument("--music", type=Path, default=S, help="music file (mp3, wav, ogg, flac, m4a, or a video's audio)")
+    p.add_argument("--out", type=Path, default=S, help="output folder (default: ./output)")
+    p.add_argument("--style", default=S, help="style preset (see `montage-ai styles`)")
+    p.add_argument("--duration", type=float, default=S, help="target length in seconds (default: the music)")
+    p.add_argument("--music-start", dest="music_start", type=float, default=S, help="start offset into the song, seconds")
+    p.add_argument("--aspect", choices=["16:9", "9:16", "1:1", "4:5"], default=S)
+    p.add_argument("--resolution", choices=["360p", "480p", "720p", "1080p", "2160p"], default=S)
+    p.add_argument("--fps", default=S, help="output frame rate, e.g. 25 or 30000/1001 (default: the sources')")
+    p.add_argument("--fit", choices=["crop", "pad"], default=S, help="fill the frame by cropping, or letterbox")
+    p.add_argument("--seed", type=int, default=S)
+    p.add_argument("--keep-clip-audio", dest="keep_clip_audio", action="store_true", default=S,
+                   help="mix the clips' own sound under the music")
+    p.add_argument("--crf", type=int, default=S, help="x264 quality of the final encode (default 20)")
+    p.add_argument("--preset", default=S, help="x264 preset of the final encode (default veryfast)")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    given = {k: getattr(args, k) for k in _RUN_FLAGS if hasattr(args, k)}
+    return Settings(**given)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import run
+
+    summary = run(settings_from(args), progress=not args.quiet)
+    print(summary.text())
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    import json
+
+    from .pipeline import analysis_summary, analyze_clips, find_clips, probe_clips
+    from .analysis.music import analyze_music
+
+    s = settings_from(args)
+    out: dict = {}
+    clips = []
+    if s.clips:
+        media, skipped = probe_clips(find_clips(s.clips))
+        clips, hits, failed = analyze_clips(media, s.cache_dir, s.worker_count(), not args.quiet)
+        out["skipped"] = skipped + failed
+    music = analyze_music(s.music.resolve(), s.music_start) if s.music else None
+    out.update(analysis_summary(music, clips))
+    print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from .pipeline import render_timeline_file
+
+    s = settings_from(args)
+    overrides = {"width": None, "height": None}
+    if hasattr(args, "resolution") or hasattr(args, "aspect"):
+        overrides["width"], overrides["height"] = s.output_size()
+    if hasattr(args, "fps"):
+        from fractions import Fraction
+
+        fps = Fraction(s.fps)
+        overrides.update(fps_num=fps.numerator, fps_den=fps.denominator)
+    if hasattr(args, "fit"):
+        overrides["fit"] = s.fit
+    out = args.output or args.timeline.with_suffix(".mp4")
+    path = render_timeline_file(args.timeline, out, s, args.search or [], overrides, progress=not args.quiet)
+    print(f"rendered {args.timeline} -> {path}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo.media import build_demo_media
+    from .pipeline import run
+
+    work = Path(args.work or "demo").resolve()
+    demo = build_demo_media(work / "media", prefer_real=not args.synthetic)
+    print(f"demo media ({demo.kind}): clips {demo.clips}, music {demo.music}")
+    s = Settings(clips=demo.clips, music=demo.music, out=work / "output", duration=demo.duration_s,
+                 resolution="720p", style=getattr(args, "style", "dynamic"))
+    summary = run(s, progress=not args.quiet)
+    print(summary.text())
+    print(f"\nYour montage is at {summary.video}")
+    return 0
+
+
+def _cmd_styles(args: argparse.Namespace) -> int:
+    from .direct.presets import available_styles, load_style
+
+    for name in available_styles():
+        print(f"{name:12s} {load_style(name).description}")
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import report
+
+    print(report(Settings()))
+    return 0
+
+
+def _cmd_test(args: argparse.Namespace) -> int:
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.call([sys.executable, "-m", "pytest", str(root / "tests"), *args.pytest_args], cwd=root)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="montage-ai", description="Beat-cut montages from clips and a song.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="clips + music -> montage.mp4, montage.otio, plan.json")
+    _add_run_flags(p)
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("analyze", help="print the music and shot analysis as JSON")
+    _add_run_flags(p)
+    p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser("render", help="render an OTIO timeline (possibly edited elsewhere) to MP4")
+    p.add_argument("timeline", type=Path)
+    p.add_argument("-o", "--output", type=Path, help="output file (default: beside the timeline, .mp4)")
+    p.add_argument("--search", type=Path, action="append", help="folder to relink moved media by file name")
+    _add_run_flags(p)
+    p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("demo", help="make demo media and render a montage from it")
+    p.add_argument("--work", help="folder for demo media and output (default ./demo)")
+    p.add_argument("--synthetic", action="store_true", help="use synthetic media even when ../shared/media exists")
+    p.add_argument("--style", default="dynamic")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("styles", help="list the style presets")
+    p.set_defaults(func=_cmd_styles)
+    p = sub.add_parser("doctor", help="check ffmpeg, packages, caches and backends")
+    p.set_defaults(func=_cmd_doctor)
+    p = sub.add_parser("test", help="run the test suite")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_test)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="montage-ai: %(levelname)s: %(message)s")
+    try:
+        return args.func(args)
+    except MontageError as exc:
+        print(f"montage-ai: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("montage-ai: interrupted; finished pieces are cached and a re-run resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

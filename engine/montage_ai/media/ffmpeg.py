@@ -1,0 +1,104 @@
+"""Find and run ffmpeg.
+
+No system package is required: ffmpeg on PATH wins (a user's build may have more encoders),
+otherwise the static binary shipped in the imageio-ffmpeg wheel. Commands are argv lists,
+never shell strings, so file names cannot reach a shell.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..errors import RenderError
+
+
+@functools.cache
+def ffmpeg_path() -> str:
+    """The ffmpeg binary to use: $MONTAGE_FFMPEG, then PATH, then imageio-ffmpeg's."""
+    explicit = os.environ.get("MONTAGE_FFMPEG")
+    if explicit:
+        return explicit
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception as exc:  # pragma: no cover - only without the wheel
+        raise RenderError(f"no ffmpeg found on PATH and imageio-ffmpeg unavailable: {exc}") from exc
+
+
+@functools.cache
+def ffmpeg_version() -> str:
+    out = subprocess.run([ffmpeg_path(), "-hide_banner", "-version"], capture_output=True, text=True)
+    return out.stdout.splitlines()[0] if out.stdout else "unknown"
+
+
+@functools.cache
+def ffmpeg_encoders() -> frozenset[str]:
+    out = subprocess.run([ffmpeg_path(), "-hide_banner", "-encoders"], capture_output=True, text=True)
+    names = set()
+    for line in out.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and len(parts[0]) == 6 and parts[0][0] in "VAS":
+            names.add(parts[1])
+    return frozenset(names)
+
+
+def run_ffmpeg(
+    args: Sequence[str | os.PathLike[str]],
+    *,
+    what: str,
+    timeout_s: float | None = None,
+    on_progress_frame: Callable[[int], None] | None = None,
+) -> None:
+    """Run ffmpeg with `args` (everything after the binary name).
+
+    `what` names the job in the error message. When `on_progress_frame` is given, ffmpeg's
+    machine-readable progress (`-progress pipe:1`) is parsed and the callback receives the
+    number of frames written so far.
+    """
+    argv = [ffmpeg_path(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
+    if on_progress_frame is not None:
+        argv += ["-progress", "pipe:1", "-nostats"]
+    argv += [os.fspath(a) for a in args]
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE if on_progress_frame else subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    except OSError as exc:
+        raise RenderError(f"cannot start ffmpeg ({argv[0]}): {exc}") from exc
+    try:
+        if on_progress_frame is not None and proc.stdout is not None:
+            for line in proc.stdout:
+                if line.startswith("frame="):
+                    try:
+                        on_progress_frame(int(line.split("=", 1)[1]))
+                    except ValueError:
+                        pass
+        _, stderr = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        proc.kill()
+        proc.communicate()
+        raise RenderError(f"{what}: ffmpeg took longer than {timeout_s:.0f} s and was stopped") from exc
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    if proc.returncode != 0:
+        tail = " | ".join((stderr or "").strip().splitlines()[-3:])
+        raise RenderError(f"{what}: ffmpeg exited with {proc.returncode}: {tail}")
+
+
+def atomic_target(final: Path) -> Path:
+    """A temporary path beside `final`, same suffix, for write-then-rename outputs."""
+    return final.with_name(f".{final.stem}.partial-{os.getpid()}{final.suffix}")

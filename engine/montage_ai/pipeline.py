@@ -1,0 +1,256 @@
+"""The story of a montage, in order: probe -> analyse -> direct -> cut -> timeline -> render.
+
+Each stage hands a model to the next and nothing reaches back upstream. The renderer is given
+the timeline (read back through the same reader that `render` uses for edited timelines), so
+a timeline written here and one edited elsewhere are rendered by exactly the same path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import opentimelineio as otio
+from pydantic import BaseModel
+from tqdm import tqdm
+
+from .analysis.cache import load_or_analyze
+from .analysis.music import MusicAnalysis, analyze_music
+from .analysis.shots import ClipAnalysis
+from .direct.offline import direct_offline
+from .direct.plan import EditPlan
+from .errors import MediaError, MontageError
+from .media.probe import MediaInfo, probe
+from .plan.cutter import CutList, cut
+from .render.conform import render
+from .settings import Settings
+from .timeline.build import build_timeline
+from .timeline.model import RenderSettings
+from .timeline.read import exact_rate, read_timeline
+
+log = logging.getLogger("montage_ai")
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mts", ".m2ts", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts"}
+
+
+class RunSummary(BaseModel):
+    out_dir: Path
+    video: Path
+    timeline: Path
+    plan: Path
+    tempo_bpm: float
+    sections: list[str]
+    cuts: int
+    clips_used: int
+    clips_found: int
+    skipped: list[str]
+    duration_s: float
+    frames: int
+    fps: str
+    stages_s: dict[str, float]
+    cache_hits: int
+    warnings: list[str]
+
+    def text(self) -> str:
+        stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.stages_s.items())
+        lines = [
+            f"montage: {self.video}",
+            f"timeline: {self.timeline}   plan: {self.plan}",
+            f"tempo {self.tempo_bpm:.1f} BPM; sections: {' | '.join(self.sections)}",
+            f"{self.cuts} segments from {self.clips_used}/{self.clips_found} clips; "
+            f"{self.duration_s:.2f}s = {self.frames} frames at {self.fps} fps",
+            f"time: {stages} (analysis cache hits: {self.cache_hits})",
+        ]
+        lines += [f"skipped: {s}" for s in self.skipped]
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+class _Stages:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - t0, 2)
+
+
+def find_clips(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise MontageError(f"{folder}: clips folder not found")
+    return sorted(p.resolve() for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+                  and not p.name.startswith("."))
+
+
+def probe_clips(paths: list[Path]) -> tuple[list[MediaInfo], list[str]]:
+    """Probe every file; unreadable ones are skipped with the reason, not fatal."""
+    good, skipped = [], []
+    for p in paths:
+        try:
+            info = probe(p)
+            if not info.has_video or info.duration_s <= 0:
+                raise MediaError(f"{p}: no video stream")
+            good.append(info)
+        except MediaError as exc:
+            log.warning("skipping %s", exc)
+            skipped.append(str(exc))
+    if not good:
+        raise MontageError(f"no usable video in {paths[0].parent if paths else 'the clips folder'}"
+                           + (f" ({len(skipped)} unreadable)" if skipped else ""))
+    return good, skipped
+
+
+def analyze_clips(media: list[MediaInfo], cache_dir: Path, workers: int, progress: bool) -> tuple[list[ClipAnalysis], int, list[str]]:
+    """Analyse clips in parallel (decoding releases the GIL); a clip that fails to decode is skipped."""
+    results: list[ClipAnalysis | None] = [None] * len(media)
+    hits, skipped = 0, []
+    bar = tqdm(total=len(media), desc="analyse clips", unit="clip", disable=not progress, leave=False)
+
+    def one(i: int) -> tuple[int, ClipAnalysis | None, bool, str | None]:
+        try:
+            analysis, hit = load_or_analyze(media[i], i, cache_dir / "analysis")
+            return i, analysis, hit, None
+        except MediaError as exc:
+            return i, None, False, str(exc)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for i, analysis, hit, err in pool.map(one, range(len(media))):
+            results[i] = analysis
+            hits += hit
+            if err:
+                log.warning("skipping %s", err)
+                skipped.append(err)
+            bar.update(1)
+    bar.close()
+    clips = [r for r in results if r is not None and r.shots]
+    if not clips:
+        raise MontageError("no usable video shots in the clips folder")
+    return clips, hits, skipped
+
+
+def choose_fps(settings: Settings, media: list[MediaInfo]) -> Fraction:
+    """--fps when given, else the most common source rate (so sources play frame for frame)."""
+    if settings.fps:
+        try:
+            fps = Fraction(settings.fps)
+        except (ValueError, ZeroDivisionError) as exc:
+            raise MontageError(f"--fps {settings.fps!r} is not a frame rate") from exc
+        if not 1 <= fps <= 240:
+            raise MontageError(f"--fps {settings.fps} is outside 1-240")
+        return fps
+    rates = Counter(exact_rate(float(m.fps)) for m in media if m.fps_num)
+    return rates.most_common(1)[0][0] if rates else Fraction(30)
+
+
+def check_output_dir(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe_file = out / f".write-test-{os.getpid()}"
+        probe_file.write_bytes(b"")
+        probe_file.unlink()
+    except OSError as exc:
+        raise MontageError(f"{out}: output folder is not writable ({exc.strerror or exc})") from exc
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def analysis_summary(music: MusicAnalysis | None, clips: list[ClipAnalysis]) -> dict:
+    """The compact view of the analysis that a plan is made from (and an LLM would be shown)."""
+    return {
+        "music": None if music is None else {"path": str(music.path), "tempo_bpm": round(music.tempo_bpm, 2), "duration_s": round(music.duration_s, 3),
+                  "start_offset_s": music.start_offset_s, "beats": len(music.beat_times_s),
+                  "sections": [s.model_dump() for s in music.sections]},
+        "shots": [{"id": s.id, "source": c.media.path.name, "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3),
+                   "score": round(s.score, 3), "motion": round(s.motion, 3), "sharpness": round(s.sharpness, 3),
+                   "brightness": round(s.brightness, 3)} for c in clips for s in c.shots],
+    }
+
+
+def run(settings: Settings, progress: bool = True) -> RunSummary:
+    if settings.clips is None or settings.music is None:
+        raise MontageError("both --clips DIR and --music FILE are needed")
+    out = settings.out.resolve()
+    stages = _Stages()
+    check_output_dir(out)
+    music_path = settings.music.resolve()
+    if not music_path.is_file():
+        raise MontageError(f"{music_path}: music file not found")
+
+    with stages("probe"):
+        media, skipped = probe_clips(find_clips(settings.clips))
+    with stages("music"):
+        music = analyze_music(music_path, settings.music_start)
+        music_info = probe(music_path)
+    target = settings.duration or music.duration_s
+    if settings.duration and settings.duration > music.duration_s + 0.05:
+        raise MontageError(f"{music_path}: target {settings.duration:.1f}s is longer than the music "
+                           f"({music.duration_s:.1f}s after the {settings.music_start:.1f}s start)")
+    workers = settings.worker_count()
+    with stages("clips"):
+        clips, hits, failed = analyze_clips(media, settings.cache_dir, workers, progress)
+    skipped += failed
+    with stages("direct"):
+        plan: EditPlan = direct_offline(settings.style, music, settings.duration)
+    fps = choose_fps(settings, media)
+    with stages("cut"):
+        cuts: CutList = cut(music, clips, plan, fps, plan.target_duration_s or target, settings.seed)
+    w, h = settings.output_size()
+    render_settings = RenderSettings(width=w, height=h, fps_num=fps.numerator, fps_den=fps.denominator,
+                                     fit=settings.fit, keep_clip_audio=settings.keep_clip_audio,
+                                     crf=settings.crf, preset=settings.preset)
+    with stages("timeline"):
+        timeline = build_timeline("Montage AI", cuts, {str(m.path): m for m in media}, music, music_info,
+                                  plan, render_settings, extra_metadata={"seed": settings.seed})
+        otio_path = out / "montage.otio"
+        write_atomic(otio_path, otio.adapters.write_to_string(timeline, "otio_json"))
+        plan_path = out / "plan.json"
+        write_atomic(plan_path, json.dumps({
+            "plan": plan.model_dump(mode="json"),
+            "analysis": analysis_summary(music, clips),
+            "segments": [s.model_dump(mode="json") for s in cuts.segments],
+            "warnings": cuts.warnings,
+        }, indent=2))
+    with stages("render"):
+        spec = read_timeline(otio.adapters.read_from_file(str(otio_path)), base_dir=out)
+        render(spec, out / "montage.mp4", settings.cache_dir / "render", workers=workers, progress=progress)
+    return RunSummary(
+        out_dir=out, video=out / "montage.mp4", timeline=otio_path, plan=plan_path,
+        tempo_bpm=music.tempo_bpm,
+        sections=[f"{s.label} {s.start_s:.1f}-{s.end_s:.1f}s" for s in music.sections],
+        cuts=len(cuts.segments), clips_used=len({s.source for s in cuts.segments}), clips_found=len(media) + len(skipped),
+        skipped=skipped, duration_s=cuts.total_frames / float(fps), frames=cuts.total_frames,
+        fps=str(fps), stages_s=stages.seconds, cache_hits=hits, warnings=cuts.warnings,
+    )
+
+
+def render_timeline_file(path: Path, out: Path, settings: Settings, search: list[Path],
+                         overrides: dict[str, object], progress: bool = True) -> Path:
+    """Re-render a timeline file (any format OTIO has an adapter for) exactly as edited."""
+    if not path.is_file():
+        raise MontageError(f"{path}: timeline file not found")
+    try:
+        timeline = otio.adapters.read_from_file(str(path))
+    except Exception as exc:
+        raise MontageError(f"{path}: cannot read timeline ({exc.__class__.__name__}: {exc})") from exc
+    if not isinstance(timeline, otio.schema.Timeline):
+        raise MontageError(f"{path}: not a single timeline")
+    spec = read_timeline(timeline, base_dir=path.resolve().parent, search_dirs=search, overrides=overrides)
+    check_output_dir(out.resolve().parent)
+    render(spec, out.resolve(), settings.cache_dir / "render", workers=settings.worker_count(), progress=progress)
+    return out.resolve()

@@ -1,0 +1,82 @@
+"""One settings model for the whole engine.
+
+Precedence, highest first: command-line flags > process environment > `.env` file > defaults.
+The environment names are the ones the deployment guide documents (CGPU_*, MEMORY_LIMIT_GB,
+MAX_PARALLEL_JOBS, OLLAMA_HOST); per-run choices (style, duration, ...) are flags that also
+read MONTAGE_* variables.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Aspect = Literal["16:9", "9:16", "1:1", "4:5"]
+Resolution = Literal["360p", "480p", "720p", "1080p", "2160p"]
+
+_SHORT_SIDE = {"360p": 360, "480p": 480, "720p": 720, "1080p": 1080, "2160p": 2160}
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    """Engine configuration. Field aliases are the environment variable names."""
+
+    model_config = SettingsConfigDict(
+        env_file=os.environ.get("MONTAGE_ENV_FILE", ".env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- deployment (names fixed by the deployment guide) ---
+    cgpu_enabled: bool = Field(False, validation_alias=_env("CGPU_ENABLED"), description="Use Gemini through `cgpu serve` as the Creative Director")
+    cgpu_host: str = Field("127.0.0.1", validation_alias=_env("CGPU_HOST"), description="Host where `cgpu serve` listens (host.docker.internal from a container)")
+    cgpu_port: int = Field(8080, validation_alias=_env("CGPU_PORT"), description="Port of `cgpu serve`")
+    cgpu_model: str = Field("gemini-2.5-flash", validation_alias=_env("CGPU_MODEL"), description="Gemini model asked through cgpu serve")
+    cgpu_gpu_enabled: bool = Field(False, validation_alias=_env("CGPU_GPU_ENABLED"), description="Run upscaling on a Colab GPU through `cgpu run`")
+    cgpu_timeout: float = Field(1800.0, validation_alias=_env("CGPU_TIMEOUT"), description="Seconds allowed for one cloud GPU job")
+    memory_limit_gb: float = Field(8.0, validation_alias=_env("MEMORY_LIMIT_GB"), gt=0, description="Memory budget the engine keeps to (workers, ffmpeg threads)")
+    max_parallel_jobs: int = Field(2, validation_alias=_env("MAX_PARALLEL_JOBS"), ge=1, description="Most ffmpeg/analysis jobs at once")
+    ollama_host: str = Field("", validation_alias=_env("OLLAMA_HOST"), description="Ollama base URL; empty disables it")
+    openai_base_url: str = Field("", validation_alias=_env("OPENAI_BASE_URL"), description="Any OpenAI-compatible server; empty disables it")
+    openai_api_key: str = Field("", validation_alias=_env("OPENAI_API_KEY"), description="API key for OPENAI_BASE_URL")
+    openai_model: str = Field("", validation_alias=_env("OPENAI_MODEL"), description="Model name for OPENAI_BASE_URL")
+    cache_dir: Path = Field(Path.home() / ".cache" / "montage-ai", validation_alias=_env("MONTAGE_CACHE_DIR"), description="Analysis and render caches")
+
+    # --- per run ---
+    clips: Path | None = Field(None, validation_alias=_env("MONTAGE_CLIPS"), description="Folder of video clips")
+    music: Path | None = Field(None, validation_alias=_env("MONTAGE_MUSIC"), description="Music file")
+    out: Path = Field(Path("output"), validation_alias=_env("MONTAGE_OUT"), description="Output folder")
+    style: str = Field("dynamic", validation_alias=_env("MONTAGE_STYLE"), description="Style preset name")
+    duration: float | None = Field(None, validation_alias=_env("MONTAGE_DURATION"), gt=0, description="Target length in seconds (default: the music)")
+    music_start: float = Field(0.0, validation_alias=_env("MONTAGE_MUSIC_START"), ge=0, description="Start offset into the song, seconds")
+    aspect: Aspect = Field("16:9", validation_alias=_env("MONTAGE_ASPECT"), description="Output aspect ratio")
+    resolution: Resolution = Field("1080p", validation_alias=_env("MONTAGE_RESOLUTION"), description="Output size by its short side")
+    fps: str | None = Field(None, validation_alias=_env("MONTAGE_FPS"), description="Output frame rate, e.g. 25 or 30000/1001 (default: the sources' most common)")
+    fit: Literal["crop", "pad"] = Field("crop", validation_alias=_env("MONTAGE_FIT"), description="Fill the frame by cropping, or letterbox")
+    seed: int = Field(0, validation_alias=_env("MONTAGE_SEED"), description="Seed for deterministic shot choice")
+    keep_clip_audio: bool = Field(False, validation_alias=_env("MONTAGE_KEEP_CLIP_AUDIO"), description="Mix the clips' own sound under the music")
+    crf: int = Field(20, validation_alias=_env("MONTAGE_CRF"), ge=0, le=51, description="x264 quality of the single final encode")
+    preset: str = Field("veryfast", validation_alias=_env("MONTAGE_X264_PRESET"), description="x264 speed preset of the final encode")
+
+    def output_size(self) -> tuple[int, int]:
+        """Width and height for the aspect and resolution, both even."""
+        short = _SHORT_SIDE[self.resolution]
+        a, b = (int(x) for x in self.aspect.split(":"))
+        if a >= b:
+            h, w = short, short * a / b
+        else:
+            w, h = short, short * b / a
+        return int(round(w / 2)) * 2, int(round(h / 2)) * 2
+
+    def worker_count(self) -> int:
+        """Parallel ffmpeg jobs: MAX_PARALLEL_JOBS, capped by MEMORY_LIMIT_GB at ~0.5 GB a job."""
+        by_memory = max(1, int(self.memory_limit_gb / 0.5))
+        return max(1, min(self.max_parallel_jobs, by_memory, os.cpu_count() or 1))

@@ -1,0 +1,214 @@
+"""Any OTIO timeline (ours, or edited in another editor) -> RenderSpec.
+
+The renderer reads nothing else, so this is where an edited cut becomes frames: clips, gaps
+and transitions on the video track(s) become pieces in record order, audio clips become spans
+to mix. Media that moved is relinked by file name against search folders, and whatever cannot
+be found is listed in one error.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import opentimelineio as otio
+
+from ..direct.plan import Look
+from ..errors import MontageError
+from .model import LOOK_EFFECT, META_KEY, AudioSpan, Piece, RenderSettings, RenderSpec, SourceSpan
+
+_COMMON_RATES = [Fraction(24000, 1001), Fraction(30000, 1001), Fraction(60000, 1001), Fraction(24),
+                 Fraction(25), Fraction(30), Fraction(48), Fraction(50), Fraction(60)]
+
+
+def exact_rate(rate: float) -> Fraction:
+    """29.97 -> 30000/1001: OTIO stores rates as floats, the renderer wants exact fractions."""
+    for r in _COMMON_RATES:
+        if abs(float(r) - rate) < 0.005:
+            return r
+    return Fraction(rate).limit_denominator(1001)
+
+
+def url_to_path(url: str, base_dir: Path | None) -> Path:
+    """An ExternalReference URL (plain path or file://) as a local path; relative to base_dir."""
+    if url.startswith("file:"):
+        parsed = urlparse(url)
+        path = Path(unquote(parsed.path))
+    else:
+        path = Path(url)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return path
+
+
+class Relinker:
+    """Finds moved media by file name under search folders; remembers what it could not find."""
+
+    def __init__(self, base_dir: Path | None, search_dirs: list[Path]):
+        self.base_dir = base_dir
+        self.search_dirs = search_dirs
+        self.missing: list[str] = []
+        self._index: dict[str, Path] | None = None
+
+    def _by_name(self) -> dict[str, Path]:
+        if self._index is None:
+            self._index = {}
+            for d in self.search_dirs:
+                for p in sorted(d.rglob("*")):
+                    if p.is_file():
+                        self._index.setdefault(p.name, p.resolve())
+        return self._index
+
+    def resolve(self, ref: otio.core.MediaReference, clip_name: str) -> Path | None:
+        if not isinstance(ref, otio.schema.ExternalReference) or not ref.target_url:
+            self.missing.append(f"{clip_name}: no media reference")
+            return None
+        path = url_to_path(ref.target_url, self.base_dir)
+        if path.is_file():
+            return path.resolve()
+        found = self._by_name().get(path.name)
+        if found is None:
+            self.missing.append(str(path))
+        return found
+
+
+def _media_offset_s(clip: otio.schema.Clip) -> float:
+    """Editors may start media at a timecode (01:00:00:00): source times are relative to it."""
+    ref = clip.media_reference
+    avail = getattr(ref, "available_range", None)
+    return avail.start_time.to_seconds() if avail is not None else 0.0
+
+
+def _source_start_s(clip: otio.schema.Clip) -> float:
+    return clip.trimmed_range().start_time.to_seconds() - _media_offset_s(clip)
+
+
+def _video_track(timeline: otio.schema.Timeline) -> otio.schema.Track:
+    tracks = [t for t in timeline.video_tracks() if t.enabled]
+    if not tracks:
+        raise MontageError(f"timeline {timeline.name!r} has no video track")
+    if len(tracks) == 1:
+        return tracks[0]
+    return otio.algorithms.flatten_stack(tracks)
+
+
+def _settings(timeline: otio.schema.Timeline, track: otio.schema.Track,
+              overrides: dict[str, object]) -> RenderSettings:
+    meta = dict(timeline.metadata.get(META_KEY, {}).get("render", {}) or {})
+    if "fps_num" not in meta:
+        rate = next((c.trimmed_range().duration.rate for c in track.find_clips()), 30.0)
+        fps = exact_rate(rate)
+        meta.update(fps_num=fps.numerator, fps_den=fps.denominator)
+    meta.setdefault("width", 1920)
+    meta.setdefault("height", 1080)
+    meta.update({k: v for k, v in overrides.items() if v is not None})
+    return RenderSettings(**meta)
+
+
+def _look(track: otio.schema.Track) -> Look | None:
+    for effect in track.effects:
+        if effect.effect_name == LOOK_EFFECT:
+            return Look(**effect.metadata.get(META_KEY, {}))
+    return None
+
+
+def _frames(t: otio.opentime.RationalTime, fps: Fraction) -> int:
+    return round(t.to_seconds() * fps)
+
+
+def _pieces(track: otio.schema.Track, fps: Fraction, relink: Relinker) -> list[Piece]:
+    pieces: list[Piece] = []
+    children = list(track)
+    for i, item in enumerate(children):
+        rng = track.range_of_child_index(i)
+        start, dur = _frames(rng.start_time, fps), _frames(rng.duration, fps)
+        if isinstance(item, otio.schema.Transition):
+            prev, nxt = children[i - 1] if i else None, children[i + 1] if i + 1 < len(children) else None
+            if not isinstance(prev, otio.schema.Clip) or not isinstance(nxt, otio.schema.Clip):
+                continue
+            pa, pb = relink.resolve(prev.media_reference, prev.name), relink.resolve(nxt.media_reference, nxt.name)
+            cut = _frames(track.range_of_child_index(i + 1).start_time, fps)
+            before, after = _frames(item.in_offset, fps), _frames(item.out_offset, fps)
+            if pa and pb and before + after > 0:
+                prev_end_s = _source_start_s(prev) + prev.trimmed_range().duration.to_seconds()
+                pieces.append(Piece(
+                    kind="dissolve", record_start_frame=cut - before, frames=before + after,
+                    a=SourceSpan(path=pa, start_s=prev_end_s - before / fps),
+                    b=SourceSpan(path=pb, start_s=_source_start_s(nxt) - before / fps),
+                ))
+            continue
+        if dur <= 0:
+            continue
+        if isinstance(item, otio.schema.Clip) and item.enabled:
+            path = relink.resolve(item.media_reference, item.name)
+            if path is not None:
+                pieces.append(Piece(kind="clip", record_start_frame=start, frames=dur,
+                                    a=SourceSpan(path=path, start_s=_source_start_s(item))))
+                continue
+        pieces.append(Piece(kind="black", record_start_frame=start, frames=dur))
+    return _trim_under_dissolves(pieces, fps)
+
+
+def _trim_under_dissolves(pieces: list[Piece], fps: Fraction) -> list[Piece]:
+    """Clips keep their full record range in OTIO; a dissolve covers the frames around the cut,
+    so shorten the neighbours where it lies on them and keep the record order."""
+    dissolves = [p for p in pieces if p.kind == "dissolve"]
+    out: list[Piece] = []
+    for p in pieces:
+        if p.kind == "dissolve":
+            out.append(p)
+            continue
+        start, end = p.record_start_frame, p.record_start_frame + p.frames
+        for d in dissolves:
+            d_start, d_end = d.record_start_frame, d.record_start_frame + d.frames
+            if d_start <= start < d_end:
+                start = d_end
+            if d_start < end <= d_end:
+                end = d_start
+        if end > start:
+            shift_s = (start - p.record_start_frame) / fps
+            a = p.a.model_copy(update={"start_s": p.a.start_s + float(shift_s)}) if p.a else None
+            out.append(p.model_copy(update={"record_start_frame": start, "frames": end - start, "a": a}))
+    out.sort(key=lambda p: p.record_start_frame)
+    return out
+
+
+def _audio(timeline: otio.schema.Timeline, relink: Relinker) -> list[AudioSpan]:
+    spans: list[AudioSpan] = []
+    for track in timeline.audio_tracks():
+        if not track.enabled:
+            continue
+        for i, item in enumerate(track):
+            if not isinstance(item, otio.schema.Clip) or not item.enabled:
+                continue
+            path = relink.resolve(item.media_reference, item.name)
+            if path is None:
+                continue
+            rng = track.range_of_child_index(i)
+            fade = float(item.metadata.get(META_KEY, {}).get("fade_out_s", 0.0))
+            spans.append(AudioSpan(path=path, record_start_s=rng.start_time.to_seconds(),
+                                   source_start_s=_source_start_s(item),
+                                   duration_s=rng.duration.to_seconds(), fade_out_s=fade))
+    return spans
+
+
+def read_timeline(
+    timeline: otio.schema.Timeline,
+    base_dir: Path | None = None,
+    search_dirs: list[Path] | None = None,
+    overrides: dict[str, object] | None = None,
+) -> RenderSpec:
+    """Turn `timeline` into a RenderSpec; raise MontageError listing media that cannot be found."""
+    track = _video_track(timeline)
+    settings = _settings(timeline, track, overrides or {})
+    relink = Relinker(base_dir, list(search_dirs or []))
+    pieces = _pieces(track, settings.fps, relink)
+    audio = _audio(timeline, relink)
+    if relink.missing:
+        listed = "; ".join(dict.fromkeys(relink.missing))
+        raise MontageError(f"media not found (use --search DIR to relink by file name): {listed}")
+    total = max((p.record_start_frame + p.frames for p in pieces), default=0)
+    if total <= 0:
+        raise MontageError(f"timeline {timeline.name!r} has no picture to render")
+    return RenderSpec(settings=settings, total_frames=total, pieces=pieces, audio=audio, look=_look(track))

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Montage AI launcher: sets up .venv on first use (and when pyproject.toml changes), warms
+# librosa's numba cache once, then hands every subcommand to the `montage-ai` console script.
+#   ./montage-ai.sh demo      make demo media and render a montage from it
+#   ./montage-ai.sh test      run the whole test suite (extra args go to pytest)
+#   ./montage-ai.sh run --clips DIR --music FILE [...]   see ./montage-ai.sh run --help
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="${MONTAGE_VENV:-$ROOT/.venv}"
+export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$ROOT/.cache/numba}"
+
+find_python() {
+  for py in "${PYTHON:-}" python3.13 python3.12 python3.11 python3; do
+    [ -n "$py" ] || continue
+    if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      echo "$py"; return 0
+    fi
+  done
+  echo "montage-ai: error: Python 3.11 or newer is needed (set PYTHON=/path/to/python3.11)" >&2
+  return 1
+}
+
+setup() {
+  local stamp="$VENV/.montage-ai-installed" want
+  want="$(cat "$ROOT/pyproject.toml" | cksum)"
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "montage-ai: creating virtualenv in $VENV" >&2
+    "$(find_python)" -m venv "$VENV"
+  fi
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "montage-ai: installing the package and its dependencies (first run only)" >&2
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
+    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]" >&2
+    echo "$want" > "$stamp"
+  fi
+  if [ ! -f "$NUMBA_CACHE_DIR/.warm" ]; then
+    echo "montage-ai: warming librosa's numba cache (about a minute, once)" >&2
+    mkdir -p "$NUMBA_CACHE_DIR"
+    "$VENV/bin/python" "$ROOT/scripts/warm_numba.py" && touch "$NUMBA_CACHE_DIR/.warm"
+  fi
+}
+
+cmd="${1:-help}"
+case "$cmd" in
+  help|-h|--help)
+    sed -n '2,6p' "$0"; exit 0 ;;
+  setup)
+    setup; exit 0 ;;
+  test)
+    shift; setup
+    cd "$ROOT"
+    exec "$VENV/bin/python" -m pytest tests "$@" ;;
+  *)
+    setup
+    exec "$VENV/bin/montage-ai" "$@" ;;
+esac
