@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     """Engine configuration. Field aliases are the environment variable names."""
 
     model_config = SettingsConfigDict(
-        env_file=os.environ.get("MONTAGE_ENV_FILE", ".env"),
+        env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,

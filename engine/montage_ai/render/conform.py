@@ -173,6 +173,7 @@ def render(spec: RenderSpec, out_path: Path, cache_dir: Path, workers: int = 2,
            progress: bool = True) -> RenderResult:
     """Render `spec` to `out_path` (written atomically); pieces are cached under `cache_dir`."""
     s = spec.settings
+    cache_dir, out_path = cache_dir.resolve(), out_path.resolve()
     piece_dir = cache_dir / "pieces"
     piece_dir.mkdir(parents=True, exist_ok=True)
     out_path.parent.mkdir(parents=True, exist_ok=True)

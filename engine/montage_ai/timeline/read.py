@@ -121,14 +121,14 @@ def _pieces(track: otio.schema.Track, fps: Fraction, relink: Relinker) -> list[P
     pieces: list[Piece] = []
     children = list(track)
     for i, item in enumerate(children):
-        rng = track.range_of_child_index(i)
+        rng = track.range_of_child_at_index(i)
         start, dur = _frames(rng.start_time, fps), _frames(rng.duration, fps)
         if isinstance(item, otio.schema.Transition):
             prev, nxt = children[i - 1] if i else None, children[i + 1] if i + 1 < len(children) else None
             if not isinstance(prev, otio.schema.Clip) or not isinstance(nxt, otio.schema.Clip):
                 continue
             pa, pb = relink.resolve(prev.media_reference, prev.name), relink.resolve(nxt.media_reference, nxt.name)
-            cut = _frames(track.range_of_child_index(i + 1).start_time, fps)
+            cut = _frames(track.range_of_child_at_index(i + 1).start_time, fps)
             before, after = _frames(item.in_offset, fps), _frames(item.out_offset, fps)
             if pa and pb and before + after > 0:
                 prev_end_s = _source_start_s(prev) + prev.trimmed_range().duration.to_seconds()
@@ -185,7 +185,7 @@ def _audio(timeline: otio.schema.Timeline, relink: Relinker) -> list[AudioSpan]:
             path = relink.resolve(item.media_reference, item.name)
             if path is None:
                 continue
-            rng = track.range_of_child_index(i)
+            rng = track.range_of_child_at_index(i)
             fade = float(item.metadata.get(META_KEY, {}).get("fade_out_s", 0.0))
             spans.append(AudioSpan(path=path, record_start_s=rng.start_time.to_seconds(),
                                    source_start_s=_source_start_s(item),

@@ -1,0 +1,22 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED_MEDIA = PROJECT.parent / "shared" / "media"
+
+
+@pytest.fixture(scope="session")
+def shared_media() -> Path:
+    if not (SHARED_MEDIA / "README.md").is_file():
+        pytest.skip(f"real media not present at {SHARED_MEDIA} (a clone without ../shared)")
+    return SHARED_MEDIA
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets the engine cache in a temp folder, never the user's ~/.cache."""
+    monkeypatch.setenv("MONTAGE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "engine-cache"))

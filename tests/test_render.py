@@ -1,0 +1,158 @@
+"""The renderer against sources whose frames carry their own index: frame-exact trims,
+rate conversion, dissolves, gaps, fit modes, audio placement, caching and atomic output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import opentimelineio as otio
+import pytest
+
+from media_tools import decode_audio_mono, decode_frames, make_counter_clip, read_counter, video_facts
+from montage_ai.errors import MontageError
+from montage_ai.media.ffmpeg import ffmpeg_path, run_ffmpeg
+from montage_ai.render.conform import render
+from montage_ai.timeline.read import read_timeline
+
+RT = otio.opentime.RationalTime
+TR = otio.opentime.TimeRange
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("render-media")
+    return {
+        "c25": make_counter_clip(d / "c25.mp4", 200, fps="25", tint=(200, 30, 30)),
+        "g25": make_counter_clip(d / "g25.mp4", 200, fps="25", tint=(30, 200, 30)),
+        "ntsc": make_counter_clip(d / "ntsc.mp4", 200, fps="30000/1001", tint=(30, 30, 200)),
+        "rot": make_counter_clip(d / "rot.mp4", 60, fps="25", width=320, height=180, rotate=90),
+        "tone": _tone(d / "tone.wav"),
+    }
+
+
+def _tone(path: Path) -> Path:
+    # clicks every 0.5 s on silence: easy to locate by cross-correlation
+    run_ffmpeg(["-f", "lavfi", "-i", "aevalsrc='if(lt(mod(t,0.5),0.01),sin(2*PI*1000*t),0)':s=48000:d=20",
+                "-c:a", "pcm_s16le", str(path)], what="tone")
+    return path
+
+
+def _clip(path: Path, start: int, dur: int, rate: float) -> otio.schema.Clip:
+    return otio.schema.Clip(name=path.name, media_reference=otio.schema.ExternalReference(target_url=str(path)),
+                            source_range=TR(RT(start, rate), RT(dur, rate)))
+
+
+def _timeline(items, rate: float, w=320, h=180, fps=(25, 1), audio=None, fit="crop") -> otio.schema.Timeline:
+    tl = otio.schema.Timeline(name="t")
+    v = otio.schema.Track(kind=otio.schema.TrackKind.Video)
+    for it in items:
+        v.append(it)
+    tl.tracks.append(v)
+    if audio:
+        a = otio.schema.Track(kind=otio.schema.TrackKind.Audio)
+        for it in audio:
+            a.append(it)
+        tl.tracks.append(a)
+    tl.metadata["montage_ai"] = {"render": {"width": w, "height": h, "fps_num": fps[0], "fps_den": fps[1], "fit": fit}}
+    return tl
+
+
+def _render(tl, tmp_path: Path, name="out.mp4") -> Path:
+    out = tmp_path / name
+    render(read_timeline(tl), out, tmp_path / "cache", workers=2, progress=False)
+    return out
+
+
+def test_trims_are_frame_exact(media, tmp_path):
+    tl = _timeline([_clip(media["c25"], 17, 10, 25), _clip(media["c25"], 101, 7, 25), _clip(media["c25"], 0, 5, 25)], 25)
+    out = _render(tl, tmp_path)
+    got = [read_counter(f) for f in decode_frames(out)]
+    assert got == list(range(17, 27)) + list(range(101, 108)) + list(range(0, 5))
+
+
+def test_ntsc_source_into_24fps_output_shows_the_right_frames(media, tmp_path):
+    # 24 fps timeline; source at 30000/1001: output frame k shows the source frame at time (in + k)/24
+    tl = _timeline([_clip(media["ntsc"], 24, 24, 24)], 24, fps=(24, 1))
+    out = _render(tl, tmp_path)
+    got = [read_counter(f) for f in decode_frames(out)]
+    ntsc = 30000 / 1001
+    want = [int(round((24 + k) / 24 * ntsc)) for k in range(24)]
+    assert len(got) == 24
+    assert all(abs(g - w) <= 1 for g, w in zip(got, want)), (got, want)
+    assert got[0] == want[0]
+
+
+def test_dissolve_gap_and_total_length(media, tmp_path):
+    items = [
+        _clip(media["c25"], 10, 20, 25),
+        otio.schema.Transition(in_offset=RT(4, 25), out_offset=RT(4, 25)),
+        _clip(media["g25"], 50, 20, 25),
+        otio.schema.Gap(source_range=TR(RT(0, 25), RT(5, 25))),
+    ]
+    out = _render(_timeline(items, 25), tmp_path)
+    frames = decode_frames(out)
+    n, rate, vdur, _ = video_facts(out)
+    assert n == 45 and rate == 25
+    counters = [read_counter(f) for f in frames]
+    # before the dissolve: the first clip frame for frame
+    assert counters[:16] == list(range(10, 26))
+    # after it: the second clip from its in-point + 4 (the dissolve covered 4 frames of it)
+    assert counters[24:40] == list(range(54, 70))
+    # the dissolve itself blends red into green over 8 frames, centred on the cut at frame 20
+    bottoms = np.array([f[135:, :, :].reshape(-1, 3).mean(axis=0) for f in frames[16:24]])
+    assert np.all(np.diff(bottoms[:, 0]) < 0) and np.all(np.diff(bottoms[:, 1]) > 0)
+    # the gap renders black
+    assert all(f.mean() < 20 for f in frames[40:])
+
+
+def test_rotation_and_fit(media, tmp_path):
+    out = _render(_timeline([_clip(media["rot"], 0, 10, 25)], 25, w=320, h=180, fit="pad"), tmp_path)
+    f = decode_frames(out)[0]
+    assert f.shape[:2] == (180, 320)
+    # a 90-degree rotated 320x180 source is portrait: padded at both sides
+    assert f[:, :40].mean() < 10 and f[:, -40:].mean() < 10
+
+
+def test_music_is_placed_at_its_offset(media, tmp_path):
+    # music clip starting 3.2 s into the tone file; clicks every 0.5 s => first click in the
+    # output at 0.3 s (3.5 - 3.2)
+    music = _clip(media["tone"], 80, 100, 25)  # 80 frames @25 = 3.2 s
+    out = _render(_timeline([_clip(media["c25"], 0, 100, 25)], 25, audio=[music]), tmp_path)
+    n, _, vdur, adur = video_facts(out)
+    assert n == 100
+    assert abs(adur - vdur) < 1 / 25
+    sig = np.abs(decode_audio_mono(out, 8000))
+    first = np.argmax(sig > 0.2 * sig.max()) / 8000
+    assert abs(first - 0.3) < 1 / 25, first
+
+
+def test_pieces_are_cached_and_output_is_atomic(media, tmp_path):
+    tl = _timeline([_clip(media["c25"], 0, 10, 25), _clip(media["g25"], 0, 10, 25)], 25)
+    spec = read_timeline(tl)
+    first = render(spec, tmp_path / "a.mp4", tmp_path / "cache", progress=False)
+    second = render(spec, tmp_path / "b.mp4", tmp_path / "cache", progress=False)
+    assert first.pieces_rendered == 2 and second.pieces_cached == 2 and second.pieces_rendered == 0
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+def test_failed_render_leaves_no_output(media, tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 5000)
+    tl = _timeline([_clip(broken, 0, 10, 25)], 25)
+    with pytest.raises(MontageError):
+        render(read_timeline(tl), tmp_path / "out.mp4", tmp_path / "cache", progress=False)
+    assert not (tmp_path / "out.mp4").exists()
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+def test_missing_media_is_listed_and_relinked(media, tmp_path):
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "c25.mp4").write_bytes(media["c25"].read_bytes())
+    tl = _timeline([_clip(Path("/nowhere/c25.mp4"), 0, 5, 25), _clip(Path("/nowhere/gone.mp4"), 0, 5, 25)], 25)
+    with pytest.raises(MontageError, match="gone.mp4"):
+        read_timeline(tl, search_dirs=[moved])
+    tl = _timeline([_clip(Path("/nowhere/c25.mp4"), 0, 5, 25)], 25)
+    spec = read_timeline(tl, search_dirs=[moved])
+    assert spec.pieces[0].a.path == (moved / "c25.mp4").resolve()
