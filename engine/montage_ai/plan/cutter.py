@@ -57,7 +57,7 @@ def end_frame_for(music: MusicAnalysis, target_s: float, fps: Fraction) -> int:
     limit = min(target_s, music.duration_s)
     beats = [b for b in music.beat_times_s if 0 < b <= music.duration_s + 1e-6]
     if beats:
-        best = min(beats, key=lambda b: (abs(b - limit), -b))
+        best = min(beats, key=lambda b: (abs(b - limit), b))
         if abs(best - limit) <= 60.0 / max(music.tempo_bpm, 1.0):
             limit = best
     return max(1, round(limit * fps))
@@ -225,7 +225,7 @@ def cut(music: MusicAnalysis, clips: list[ClipAnalysis], plan: EditPlan, fps: Fr
         c = _pick(cands, need, k, plan, sec, prev, rng)
         if c is None:
             c = max((x for x in cands if x is not prev), key=lambda x: x.frames, default=cands[0])
-            warnings.append(f"segment {k}: no shot is {need / fps:.2f}s long; {c.shot.id} runs past its shot")
+            warnings.append(f"segment {k}: no shot is {float(need / fps):.2f}s long; {c.shot.id} runs past its shot")
             start = c.first
         else:
             start = _best_window(c, need, fps)
@@ -239,8 +239,8 @@ def cut(music: MusicAnalysis, clips: list[ClipAnalysis], plan: EditPlan, fps: Fr
             transition_in_frames=dissolves[k], section=sec.label, level=sec.level,
             beats=round(dur / beat_frames, 2), score=round(c.shot.score, 3),
             reason=(f"{c.shot.id} (quality {c.shot.score:.2f}, motion {c.shot.motion:.2f}) for the "
-                    f"{sec.label} ({sec.level} energy); best {dur / fps:.2f}s window at "
-                    f"{in_frame / fps:.2f}s" + (f", use {c.uses}" if c.uses > 1 else "")),
+                    f"{sec.label} ({sec.level} energy); best {float(dur / fps):.2f}s window at "
+                    f"{float(in_frame / fps):.2f}s" + (f", use {c.uses}" if c.uses > 1 else "")),
         ))
         prev = c
     return CutList(fps_num=fps.numerator, fps_den=fps.denominator, total_frames=end,
