@@ -40,6 +40,7 @@ BEATS_PER_BAR = 4
 MIN_SECTION_BARS = 4
 MIN_END_SECTION_BARS = 2
 NOVELTY_WINDOW_BARS = 4
+START_TOLERANCE_S = 0.015      # timing precision of a refined beat
 SEEK_MIN_OFFSET_S = 10.0       # below this, decoding from the start is cheaper than seeking safely
 SEEK_MARGIN_S = 2.0
 
@@ -345,7 +346,11 @@ def extend_beats(beats_s: np.ndarray, strength: np.ndarray, env: np.ndarray, tim
 
 
 def clean_beats(beats_s: np.ndarray, duration_s: float) -> np.ndarray:
-    """Sorted, inside [0, duration), no two closer than 40% of the median interval."""
+    """Sorted, inside [0, duration), no two closer than 40% of the median interval.
+
+    A beat found a few milliseconds before 0 is the beat at 0 (an attack at the very start).
+    """
+    beats_s = np.where((beats_s < 0) & (beats_s > -START_TOLERANCE_S), 0.0, beats_s)
     beats_s = np.sort(beats_s[(beats_s >= 0) & (beats_s < duration_s)])
     if beats_s.size < 3:
         return beats_s
@@ -392,11 +397,16 @@ def refine_beats(coarse_s: np.ndarray, env: np.ndarray, times_s: np.ndarray, dur
 # --- downbeats -----------------------------------------------------------------------------------
 
 
-def accent_at(beats_s: np.ndarray, env: np.ndarray, times_s: np.ndarray, window_s: float = 0.06) -> np.ndarray:
-    """Maximum of `env` within window_s after each beat (onsets land at or just after the beat)."""
+def accent_at(beats_s: np.ndarray, env: np.ndarray, times_s: np.ndarray,
+              before_s: float = 0.07, after_s: float = 0.05) -> np.ndarray:
+    """Maximum of `env` around each beat.
+
+    The window reaches further back than forward: a log-flux on centred 2048-sample frames peaks
+    about 30 ms before the attack.
+    """
     out = np.zeros(beats_s.size)
     for k, t in enumerate(beats_s):
-        m = (times_s >= t - 0.02) & (times_s <= t + window_s)
+        m = (times_s >= t - before_s) & (times_s <= t + after_s)
         out[k] = env[m].max() if np.any(m) else 0.0
     return out
 
