@@ -3,23 +3,32 @@
 A functional numeric core: samples in, arrays out, units in parameter names, no hidden state.
 
 Pipeline (all at 22050 Hz mono, which is plenty for rhythm and timbre):
-  decode (PyAV)  -> samples
-  mel spectrogram (hop 256 = 11.6 ms) -> onset envelope -> librosa beat tracker (coarse beats)
-  fine onset envelope (512-sample window, hop 128 = 5.8 ms) -> snap each beat to its onset peak
-      with parabolic sub-frame interpolation, minus the envelope's known lead -> refined beats
-  extend the grid through the start and end, fill gaps -> beats; tempo = 60 / median interval
-  low-band (< 150 Hz) onset accent per bar phase -> downbeats
-  RMS -> smoothed, normalised energy curve
-  bar-synchronous MFCC + chroma + loudness -> two-window novelty -> section boundaries on
-      downbeats -> levels and labels from section energy
+  decode (PyAV, first audio stream, any container) -> samples from the start offset on
+  STFT (2048 / hop 256 = 11.6 ms) -> log-mel onset envelope -> librosa tempo + beat tracker
+      (coarse beats, quantised to 11.6 ms and late by about 20 ms)
+  fine onset envelope (512-sample window, hop 128 = 5.8 ms) -> snap each beat to its onset
+      peak with parabolic sub-frame interpolation, corrected for the envelope's known lead
+  drop unsupported beats at the ends, extend the grid to both ends while onsets confirm it,
+      fill skipped beats -> beats; tempo = slope of beat time against beat number
+  low-band (< 150 Hz) energy per bar phase -> downbeats (4/4)
+  RMS -> smoothed, normalised energy curve on a 50 ms grid
+  bar-averaged MFCC + chroma + loudness -> two-window novelty -> section boundaries on
+      downbeats (>= 4 bars apart) -> levels and labels from section energy
+
+Measured on synthesized drum tracks (demo/synth_audio.py): tempo within 0.01 %, every beat
+found, median beat error about 1-2 ms, for wav/flac/ogg/mp3/m4a and audio in mp4.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    import av
 
 from ..errors import MediaError
 
@@ -36,6 +45,7 @@ COARSE_LAG_S = 0.02            # librosa's centred onset envelope puts beats thi
 LOW_BAND_HZ = 150.0            # kick and bass: the downbeat accent
 ENERGY_HOP_S = 0.05
 ENERGY_SMOOTH_S = 0.4
+LEVEL_SMOOTH_S = 2.0            # levels compare passages, not beats: smooth the beat ripple away first
 BEATS_PER_BAR = 4
 MIN_SECTION_BARS = 4
 MIN_END_SECTION_BARS = 2
@@ -75,7 +85,7 @@ class MusicAnalysis(BaseModel):
 # --- decoding -----------------------------------------------------------------------------------
 
 
-def _open_audio(path: Path):
+def _open_audio(path: Path) -> tuple[av.container.InputContainer, av.audio.stream.AudioStream]:
     """Open `path` with PyAV -> (container, first audio stream); MediaError naming the file."""
     import av
 
@@ -98,7 +108,8 @@ def _reason(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _decode_frames(container, stream, sample_rate_hz: int):
+def _decode_frames(container: av.container.InputContainer, stream: av.audio.stream.AudioStream,
+                   sample_rate_hz: int) -> tuple[np.ndarray, float | None]:
     """Decode the stream from the container's current position -> (mono float32, first frame time).
 
     The first decoded frame's time (None when unknown) anchors the returned samples; the
@@ -164,8 +175,8 @@ def decode_audio(path: Path, start_offset_s: float = 0.0, sample_rate_hz: int = 
     return samples[max(trim, 0):], file_duration_s
 
 
-def _decode_after_seek(container, stream, start_offset_s: float, sample_rate_hz: int
-                       ) -> tuple[np.ndarray | None, float]:
+def _decode_after_seek(container: av.container.InputContainer, stream: av.audio.stream.AudioStream,
+                       start_offset_s: float, sample_rate_hz: int) -> tuple[np.ndarray | None, float]:
     """Seek before the offset and decode -> (samples, seconds of file before them); None to fall back."""
     import av
 
@@ -362,11 +373,35 @@ def clean_beats(beats_s: np.ndarray, duration_s: float) -> np.ndarray:
     return np.asarray(keep)
 
 
-def tempo_from_beats(beats_s: np.ndarray, fallback_bpm: float) -> float:
-    """The tempo the beats actually keep: 60 / median inter-beat interval."""
+def beat_indices(beats_s: np.ndarray) -> np.ndarray:
+    """Integer beat numbers for the beats, counting any remaining skipped beat as a step of 2+."""
+    ibi = np.diff(beats_s)
+    steps = np.maximum(1, np.round(ibi / np.median(ibi)))
+    return np.concatenate([[0.0], np.cumsum(steps)])
+
+
+def tempo_from_beats(beats_s: np.ndarray, fallback_bpm: float, window_beats: int = 8) -> float:
+    """The tempo the beats actually keep.
+
+    A steady track: the slope of beat time against beat number (least squares over all beats,
+    so onset jitter averages out). A track whose beats stray from one straight line by more
+    than a tenth of a beat (tempo drift, expressive timing): the median of the same slope over
+    windows of `window_beats` beats, which is less sensitive to single-beat jitter than the
+    median inter-beat interval.
+    """
     if beats_s.size < 3:
         return float(fallback_bpm)
-    return float(60.0 / np.median(np.diff(beats_s)))
+    median_s = float(np.median(np.diff(beats_s)))
+    index = beat_indices(beats_s)
+    slope_s, intercept_s = np.polyfit(index, beats_s, 1)
+    residual_s = float(np.std(beats_s - (slope_s * index + intercept_s)))
+    if residual_s < 0.1 * median_s and slope_s > 0:
+        return float(60.0 / slope_s)
+    if beats_s.size <= window_beats:
+        return float(60.0 / median_s)
+    slopes = [np.polyfit(index[k:k + window_beats], beats_s[k:k + window_beats], 1)[0]
+              for k in range(beats_s.size - window_beats + 1)]
+    return float(60.0 / np.median(slopes))
 
 
 def trim_unsupported(beats_s: np.ndarray, strength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -397,22 +432,25 @@ def refine_beats(coarse_s: np.ndarray, env: np.ndarray, times_s: np.ndarray, dur
 # --- downbeats -----------------------------------------------------------------------------------
 
 
-def accent_at(beats_s: np.ndarray, env: np.ndarray, times_s: np.ndarray,
-              before_s: float = 0.07, after_s: float = 0.05) -> np.ndarray:
-    """Maximum of `env` around each beat.
+def low_band_db(mel_power_: np.ndarray, sample_rate_hz: int, max_hz: float = LOW_BAND_HZ) -> np.ndarray:
+    """Power below max_hz per frame, in dB: kick drums and bass notes."""
+    import librosa
 
-    The window reaches further back than forward: a log-flux on centred 2048-sample frames peaks
-    about 30 ms before the attack.
-    """
-    out = np.zeros(beats_s.size)
-    for k, t in enumerate(beats_s):
-        m = (times_s >= t - before_s) & (times_s <= t + after_s)
-        out[k] = env[m].max() if np.any(m) else 0.0
-    return out
+    freqs_hz = librosa.mel_frequencies(n_mels=mel_power_.shape[0], fmax=sample_rate_hz / 2)
+    return 10.0 * np.log10(mel_power_[freqs_hz <= max_hz].sum(axis=0) + 1e-10)
+
+
+def accent_at(beats_s: np.ndarray, curve: np.ndarray, times_s: np.ndarray,
+              before_s: float = 0.03, after_s: float = 0.1) -> np.ndarray:
+    """Maximum of `curve` around each beat: the attack and body of what sounds on it."""
+    lo = np.searchsorted(times_s, beats_s - before_s, side="left")
+    hi = np.searchsorted(times_s, beats_s + after_s, side="right")
+    return np.array([curve[a:b].max() if b > a else 0.0 for a, b in zip(lo, hi)])
 
 
 def downbeat_phase(accents: np.ndarray, beats_per_bar: int = BEATS_PER_BAR) -> int:
-    """The bar phase (0..beats_per_bar-1) whose beats carry the largest mean low-band accent."""
+    """The bar phase (0..beats_per_bar-1) whose beats carry the largest mean low-band accent:
+    in 4/4 pop and dance music the kick and the bass change land hardest on beat 1."""
     if accents.size < beats_per_bar:
         return 0
     scores = [float(np.mean(accents[p::beats_per_bar])) for p in range(beats_per_bar)]
@@ -529,7 +567,7 @@ def level_thresholds(energy: np.ndarray, min_span: float = 0.25) -> tuple[float,
         return 1 / 3, 2 / 3
     lo, hi = float(np.percentile(energy, 10)), float(np.percentile(energy, 90))
     mid, span = (lo + hi) / 2, max(hi - lo, min_span)
-    return mid - span / 6, mid + span / 6
+    return max(mid - span / 6, 0.02), max(mid + span / 6, 0.04)  # silence stays low
 
 
 def level_of(energy: float, thresholds: tuple[float, float]) -> str:
@@ -559,7 +597,7 @@ def build_sections(boundaries_s: list[float], duration_s: float, energy: np.ndar
     edges = [0.0, *boundaries_s, duration_s]
     spans = [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
     energies = [mean_over(energy, hop_s, a, b) for a, b in spans]
-    thresholds = level_thresholds(energy)
+    thresholds = level_thresholds(smooth(energy, int(round(LEVEL_SMOOTH_S / hop_s))))
     levels = [level_of(e, thresholds) for e in energies]
     labels = section_labels(levels, energies)
     return [
@@ -592,6 +630,8 @@ def analyze_samples(samples: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -
     import librosa
 
     duration_s = samples.size / sample_rate_hz
+    if samples.size < N_FFT:  # a fraction of a second: pad so every frame is well defined
+        samples = np.concatenate([samples, np.zeros(N_FFT - samples.size, dtype=samples.dtype)])
     power = np.abs(librosa.stft(samples, n_fft=N_FFT, hop_length=HOP, center=True)) ** 2
     mel = librosa.feature.melspectrogram(S=power, sr=sample_rate_hz, n_mels=N_MELS)
     mel_db = librosa.power_to_db(mel, ref=np.max, top_db=80.0)
@@ -603,13 +643,11 @@ def analyze_samples(samples: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -
     beats_s = refine_beats(coarse_s, fine_env, fine_times_s, duration_s)
     tempo_bpm = tempo_from_beats(beats_s, tempo_estimate)
 
-    low_bands = librosa.mel_frequencies(n_mels=N_MELS, fmax=sample_rate_hz / 2) <= LOW_BAND_HZ
-    low_env, low_times_s = log_flux(mel_db[low_bands], HOP, sample_rate_hz)
-    phase = downbeat_phase(accent_at(beats_s, low_env, low_times_s))
+    phase = downbeat_phase(accent_at(beats_s, low_band_db(mel, sample_rate_hz), frame_times_s))
     downbeats_s = beats_s[phase::BEATS_PER_BAR]
 
-    energy = energy_curve(samples, sample_rate_hz)
-    chroma = librosa.feature.chroma_stft(S=power, sr=sample_rate_hz)
+    energy = energy_curve(samples, sample_rate_hz)[: int(duration_s / ENERGY_HOP_S) + 1]
+    chroma = librosa.feature.chroma_stft(S=power, sr=sample_rate_hz, tuning=0.0)  # no tuning search: 0.5 s saved
     boundaries = section_boundaries(mel_db, chroma, energy, frame_times_s, downbeats_s, duration_s, ENERGY_HOP_S)
     return dict(
         duration_s=duration_s,
@@ -626,7 +664,8 @@ def analyze_samples(samples: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -
 def analyze_music(path: Path, start_offset_s: float = 0.0) -> MusicAnalysis:
     """Decode `path` from `start_offset_s` on and find tempo, beats, downbeats, energy and sections.
 
-    Raises MediaError (one line, naming the file) for a missing, unreadable or silent-less file.
+    Raises MediaError (one line, naming the file) for a missing or unreadable file, a file
+    without audio, or an offset beyond its end.
     """
     path = Path(path)
     samples, file_duration_s = decode_audio(path, start_offset_s, SAMPLE_RATE_HZ)

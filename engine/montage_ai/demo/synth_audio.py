@@ -54,6 +54,35 @@ class DrumTrackTruth(BaseModel):
         return self.sections[-1].level
 
 
+class BeatScores(BaseModel):
+    """How well detected beats match true ones (a true beat is found when a detection is within
+    the tolerance)."""
+
+    found_fraction: float
+    median_abs_error_s: float       # over found beats
+    median_signed_error_s: float    # detected minus true: a systematic lag shows here
+    extra: int                      # detections matching no true beat
+
+
+def score_beats(truth_s: list[float], detected_s: list[float], tolerance_s: float = 0.07) -> BeatScores:
+    """Match every true beat to its nearest detection and summarise the errors."""
+    truth = np.asarray(truth_s, dtype=float)
+    found = np.asarray(detected_s, dtype=float)
+    if truth.size == 0 or found.size == 0:
+        return BeatScores(found_fraction=0.0, median_abs_error_s=float("inf"),
+                          median_signed_error_s=float("inf"), extra=int(found.size))
+    signed = found[None, :] - truth[:, None]
+    nearest = signed[np.arange(truth.size), np.abs(signed).argmin(axis=1)]
+    ok = np.abs(nearest) <= tolerance_s
+    matched = (np.abs(signed) <= tolerance_s).any(axis=0)
+    return BeatScores(
+        found_fraction=float(ok.mean()),
+        median_abs_error_s=float(np.median(np.abs(nearest[ok]))) if ok.any() else float("inf"),
+        median_signed_error_s=float(np.median(nearest[ok])) if ok.any() else float("inf"),
+        extra=int((~matched).sum()),
+    )
+
+
 # --- instrument voices: pure functions of (sample rate, amplitude, rng) -> samples ---------------
 
 

@@ -1,0 +1,287 @@
+"""Music analysis against synthesized drum tracks with exact ground truth, and real songs.
+
+Every track is written to a real file and decoded through PyAV, as in production. Tracks are
+module-scoped fixtures: each is synthesized and analysed once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from montage_ai.analysis.music import MusicAnalysis, analyze_music, decode_audio
+from montage_ai.demo.synth_audio import (
+    DrumTrackTruth,
+    make_drum_track,
+    score_beats,
+    write_audio,
+    write_video,
+)
+from montage_ai.errors import MediaError
+
+SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+
+TEMPO_TOLERANCE = 0.01          # relative
+MIN_FOUND = 0.97                # fraction of true beats with a detection within 70 ms
+MAX_MEDIAN_ERROR_S = 0.015
+
+
+def check_beats(name: str, truth: DrumTrackTruth, got: MusicAnalysis, offset_s: float = 0.0) -> None:
+    """Assert the acceptance targets and print the measured figures."""
+    true_beats = [t - offset_s for t in truth.beat_times_s if t - offset_s >= 0]
+    scores = score_beats(true_beats, got.beat_times_s)
+    tempo_err = got.tempo_bpm / truth.bpm - 1
+    print(
+        f"\n{name}: tempo {got.tempo_bpm:.3f} BPM (truth {truth.bpm}, error {100 * tempo_err:+.3f}%), "
+        f"beats found {100 * scores.found_fraction:.1f}% ({len(got.beat_times_s)} detected, "
+        f"{len(true_beats)} true, {scores.extra} extra), median error "
+        f"{1000 * scores.median_abs_error_s:.2f} ms (signed {1000 * scores.median_signed_error_s:+.2f} ms)"
+    )
+    assert abs(tempo_err) <= TEMPO_TOLERANCE
+    assert scores.found_fraction >= MIN_FOUND
+    assert scores.median_abs_error_s <= MAX_MEDIAN_ERROR_S
+    assert scores.extra <= 1
+    assert got.beat_times_s == sorted(got.beat_times_s)
+    assert all(0 <= t < got.duration_s for t in got.beat_times_s)
+
+
+# --- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def media_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("music")
+
+
+@pytest.fixture(scope="module")
+def track120(media_dir) -> tuple[DrumTrackTruth, MusicAnalysis]:
+    """120 BPM, 48 s, low-high-low-high in 12 s (6-bar) parts."""
+    truth = make_drum_track(media_dir / "t120.wav", bpm=120.0, duration_s=48.0)
+    return truth, analyze_music(truth.path)
+
+
+@pytest.fixture(scope="module")
+def track97(media_dir) -> tuple[DrumTrackTruth, MusicAnalysis]:
+    truth = make_drum_track(media_dir / "t97.wav", bpm=97.0, duration_s=40.0, seed=1)
+    return truth, analyze_music(truth.path)
+
+
+@pytest.fixture(scope="module")
+def track_late(media_dir) -> tuple[DrumTrackTruth, MusicAnalysis]:
+    """First beat at 1.37 s after silence, at 48 kHz, with sections at other times."""
+    truth = make_drum_track(
+        media_dir / "late.wav", bpm=132.0, duration_s=36.0, sample_rate=48000, first_beat_s=1.37,
+        sections=[(0.0, "high"), (16.0, "low"), (27.0, "high")], seed=2,
+    )
+    return truth, analyze_music(truth.path)
+
+
+@pytest.fixture(scope="module")
+def format_track(media_dir) -> tuple[DrumTrackTruth, np.ndarray, int]:
+    """A 20 s all-high 120 BPM track (written per format by the format test)."""
+    import soundfile as sf
+
+    truth = make_drum_track(media_dir / "fmt.wav", bpm=120.0, duration_s=20.0, seed=4)
+    samples, sr = sf.read(truth.path, dtype="float32")
+    return truth, samples, sr
+
+
+# --- beats and tempo -----------------------------------------------------------------------------
+
+
+def test_beats_120_bpm(track120):
+    truth, got = track120
+    check_beats("120 BPM", truth, got)
+    assert got.beat_times_s[0] == pytest.approx(0.0, abs=0.015)      # the first beat is not lost
+    assert got.beat_times_s[-1] == pytest.approx(truth.beat_times_s[-1], abs=0.015)
+
+
+def test_beats_97_bpm(track97):
+    truth, got = track97
+    check_beats("97 BPM", truth, got)
+
+
+def test_beats_first_beat_late(track_late):
+    truth, got = track_late
+    check_beats("132 BPM, first beat at 1.37 s, 48 kHz", truth, got)
+    assert got.beat_times_s[0] == pytest.approx(1.37, abs=0.015)     # nothing invented in the silence
+
+
+def test_downbeats_phase(track120, track97, track_late):
+    for truth, got in (track120, track97, track_late):
+        assert got.beats_per_bar == 4
+        scores = score_beats(truth.downbeat_times_s, got.downbeat_times_s)
+        assert scores.found_fraction >= MIN_FOUND, truth.path.name
+        assert scores.extra == 0, truth.path.name
+
+
+def test_result_shape(track120):
+    truth, got = track120
+    assert got.duration_s == pytest.approx(48.0, abs=0.01)
+    assert got.file_duration_s == pytest.approx(48.0, abs=0.01)
+    assert 0.05 <= got.energy_hop_s <= 0.1
+    assert len(got.energy) == pytest.approx(got.duration_s / got.energy_hop_s, abs=2)
+    assert min(got.energy) >= 0.0 and max(got.energy) <= 1.0 and max(got.energy) > 0.9
+    MusicAnalysis.model_validate_json(got.model_dump_json())
+
+
+def test_deterministic(track97):
+    truth, got = track97
+    assert analyze_music(truth.path) == got
+
+
+# --- energy and sections -------------------------------------------------------------------------
+
+
+def check_sections(truth: DrumTrackTruth, got: MusicAnalysis) -> None:
+    bar_s = 4 * 60.0 / truth.bpm
+    sections = got.sections
+    print(f"\n{truth.path.name} sections: " + ", ".join(
+        f"{s.start_s:.2f}-{s.end_s:.2f} {s.level}/{s.label} ({s.energy:.2f})" for s in sections))
+    assert sections[0].start_s == 0.0 and sections[-1].end_s == pytest.approx(got.duration_s)
+    for a, b in zip(sections, sections[1:]):
+        assert a.end_s == b.start_s
+    for s in sections:
+        assert s.level == truth.level_at((s.start_s + s.end_s) / 2), s
+        assert s.label in {"intro", "verse", "chorus", "drop", "bridge", "outro"}
+    found = [s.start_s for s in sections[1:]]
+    for boundary in truth.section_boundaries_s:
+        assert min(abs(boundary - f) for f in found) <= bar_s, boundary
+    downbeats = np.asarray(got.downbeat_times_s)
+    for f in found:
+        assert np.min(np.abs(downbeats - f)) < 1e-3                  # boundaries sit on downbeats
+
+
+def test_sections_low_high_low_high(track120):
+    truth, got = track120
+    check_sections(truth, got)
+    assert [s.label for s in got.sections][0] == "intro"
+
+
+def test_sections_other_layout(track_late):
+    check_sections(*track_late)
+
+
+def test_energy_follows_sections(track120):
+    truth, got = track120
+    energy = np.asarray(got.energy)
+    times = np.arange(energy.size) * got.energy_hop_s
+    for s in truth.sections:
+        inner = (times > s.start_s + 1.0) & (times < s.end_s - 1.0)
+        mean = energy[inner].mean()
+        assert (mean > 0.35) if s.level == "high" else (mean < 0.3), (s, mean)
+
+
+# --- start offset --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("offset_s", [5.25, 13.0])  # below and above the seek threshold
+def test_start_offset_shifts_beats(track120, offset_s):
+    truth, full = track120
+    got = analyze_music(truth.path, start_offset_s=offset_s)
+    assert got.start_offset_s == offset_s
+    assert got.duration_s == pytest.approx(truth.duration_s - offset_s, abs=0.01)
+    assert got.file_duration_s == pytest.approx(truth.duration_s, abs=0.01)
+    check_beats(f"120 BPM from {offset_s} s", truth, got, offset_s=offset_s)
+    shifted = [t - offset_s for t in full.beat_times_s if t - offset_s >= 0.05]
+    assert score_beats(shifted, got.beat_times_s, tolerance_s=0.005).found_fraction >= 0.97
+
+
+def test_decode_offset_is_sample_exact(media_dir, format_track):
+    """Seeking and then trimming gives the same samples as decoding everything and cutting."""
+    truth, samples, sr = format_track
+    path = write_audio(media_dir / "seek.ogg", samples, sr)
+    full, _ = decode_audio(path)
+    part, _ = decode_audio(path, 12.5)
+    start = int(round(12.5 * 22050))
+    assert part.size == full.size - start
+    np.testing.assert_allclose(part[:22050], full[start:start + 22050], atol=1e-4)
+
+
+# --- formats -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp4"])
+def test_formats(media_dir, format_track, suffix):
+    truth, samples, sr = format_track
+    if suffix == ".mp4":
+        path = write_video(media_dir / "fmt_video.mp4", truth.duration_s, audio_path=truth.path)
+    else:
+        path = write_audio(media_dir / f"fmt_out{suffix}", samples, sr)
+    got = analyze_music(path)
+    scores = score_beats(truth.beat_times_s, got.beat_times_s)
+    print(f"\n{suffix}: tempo {got.tempo_bpm:.3f}, found {100 * scores.found_fraction:.1f}%, "
+          f"median error {1000 * scores.median_abs_error_s:.2f} ms")
+    assert got.tempo_bpm == pytest.approx(truth.bpm, rel=TEMPO_TOLERANCE)
+    assert scores.found_fraction >= MIN_FOUND
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+def test_video_without_audio(media_dir):
+    path = write_video(media_dir / "silent.mp4", 2.0)
+    with pytest.raises(MediaError, match="no audio stream") as info:
+        analyze_music(path)
+    assert str(path) in str(info.value)
+
+
+def test_corrupt_file(media_dir):
+    path = media_dir / "corrupt.mp3"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes())
+    with pytest.raises(MediaError) as info:
+        analyze_music(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_file(media_dir):
+    path = media_dir / "nope.wav"
+    with pytest.raises(MediaError) as info:
+        analyze_music(path)
+    assert str(path) in str(info.value)
+
+
+def test_offset_beyond_end(track97):
+    truth, _ = track97
+    with pytest.raises(MediaError, match="beyond the end"):
+        analyze_music(truth.path, start_offset_s=truth.duration_s + 5.0)
+
+
+def test_negative_offset(track97):
+    truth, _ = track97
+    with pytest.raises(MediaError):
+        analyze_music(truth.path, start_offset_s=-1.0)
+
+
+# --- real media ----------------------------------------------------------------------------------
+
+
+def real_file(name: str) -> Path:
+    path = SHARED_MEDIA / name
+    if not path.is_file():
+        pytest.skip(f"real media not available: {path} (../shared/media is absent in this checkout)")
+    return path
+
+
+@pytest.mark.real_media
+def test_real_jazz_with_cover_art():
+    got = analyze_music(real_file("vibe_ace.ogg"))
+    print(f"\nvibe_ace.ogg: tempo {got.tempo_bpm:.2f} BPM, {len(got.beat_times_s)} beats, "
+          f"{len(got.sections)} sections")
+    assert got.tempo_bpm == pytest.approx(129.0, rel=0.02)
+    assert got.duration_s == pytest.approx(61.46, abs=0.1)
+    assert got.beat_times_s[0] < 0.6 and got.beat_times_s[-1] > got.duration_s - 2.5
+
+
+@pytest.mark.real_media
+def test_real_pop_song_sections():
+    got = analyze_music(real_file("lets_go_fishin.ogg"))
+    print(f"\nlets_go_fishin.ogg: tempo {got.tempo_bpm:.2f} BPM, {len(got.beat_times_s)} beats, sections: "
+          + ", ".join(f"{s.start_s:.1f}-{s.end_s:.1f} {s.level}/{s.label}" for s in got.sections))
+    assert got.tempo_bpm == pytest.approx(117.5, rel=0.02)
+    assert len(got.sections) > 1
+    assert {s.level for s in got.sections} >= {"low", "high"}
+    ibi = np.diff(got.beat_times_s)
+    assert np.median(ibi) == pytest.approx(60 / 117.5, rel=0.03)
