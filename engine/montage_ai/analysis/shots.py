@@ -3,13 +3,91 @@
 Like PySceneDetect, detectors see frames (small numpy arrays), never files: the decode loop
 streams frames from PyAV and feeds per-frame features; boundaries and scores are computed from
 those feature arrays.
+
+Pipeline:
+  decode (PyAV, threaded, in-loop deblocking skipped) -> every frame scaled to 160 px wide RGB
+  per frame (pure, ~0.25 ms): mean luma, dark/bright share, Laplacian variance (sharpness),
+      luma variance (contrast), a 16x9 colour signature, per-channel cumulative histograms;
+      per consecutive pair: motion (mean abs luma change, and its peak over the 16x9 grid),
+      signature change, histogram change (earth mover's distance)
+  hard cuts: content score = signature change + histogram change; a cut where the score is
+      several times its neighbours' mean (PySceneDetect's adaptive rule) and above a floor,
+      higher on intra frames (a periodic keyframe's quality jump is not a cut)
+  fades: runs of black frames (boundary in the middle) and dips to near-black (at the minimum)
+  blips: a flash or a black glitch of a frame or two after which the picture returns is no
+      boundary (the black frames stay unusable)
+  dissolves: windows whose end frames differ like two shots, every frame in between close to
+      the linear blend of the two, and detail dipping in the middle (boundary in the middle)
+  unusable: black, frozen (no motion anywhere >= 0.5 s), blurred (detail far below the
+      clip median)
+  shots: boundaries -> spans, fragments under 0.25 s merged into a neighbour
+Every frame is analysed: cut frames are exact, and decoding costs far more than the features.
 """
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import av
+import numpy as np
+from av.video.reformatter import VideoReformatter
 from pydantic import BaseModel
 
-from ..media.probe import MediaInfo
+from ..errors import MediaError
+from ..media.probe import MediaInfo, pick_video_stream
+
+ANALYSIS_VERSION = 1
+ANALYSIS_WIDTH = 160                # px; every frame is scaled to this width for the features
+SIG_COLS, SIG_ROWS = 16, 9          # colour signature grid
+HIST_BITS = 5                       # per-channel histograms of 2**5 = 32 bins
+HIST_BINS = 1 << HIST_BITS
+
+# Hard cuts. Content score 0..1 = signature change + histogram EMD (both 0..1).
+CUT_MIN_SCORE = 0.04                # below this, never a cut (~10 grey levels of change)
+CUT_KEYFRAME_MIN_SCORE = 0.08       # a weak change on an intra frame may be the encoder's quality jump
+CUT_NOISE = 0.004                   # added to the neighbour baseline: compression flicker
+CUT_ADAPTIVE_RATIO = 3.0            # weak change: score / mean of the neighbours' scores
+CUT_HIST_RATIO = 2.5                # ...and the same for the colour distribution alone
+CUT_SURE_SCORE = 0.25               # strong change...
+CUT_SURE_RATIO = 2.0                # ...needs only this ratio
+CUT_WINDOW = 2                      # neighbours each side for the baseline
+# Black and fades.
+BLACK_LUMA = 0.10                   # a pixel darker than this (0..1) is black...
+BLACK_SHARE = 0.97                  # ...and a frame with this share of black pixels is black
+DIP_MAX_LUMA = 0.12                 # a fade that never reaches black still dips below this
+DIP_MIN_RISE = 0.10                 # and rises by this much on both sides within DIP_WINDOW_S
+DIP_WINDOW_S = 1.0
+# Dissolves.
+DISSOLVE_HALF_S = (0.2, 0.4, 0.7, 1.0)
+DISSOLVE_MIN_CHANGE = 0.08          # signature change between the two ends
+DISSOLVE_MAX_RESIDUAL = 0.18        # mean distance of middle frames from the blend, / change
+DISSOLVE_MIN_STRAIGHTNESS = 0.4     # end-to-end change / summed frame-to-frame changes
+DISSOLVE_DETAIL_DIP = 0.65          # mid-window sharpness / the lower sharpness of the two ends
+DISSOLVE_MIN_END_LUMA = 0.1         # darker ends make it a fade, handled as such
+# Unusable material.
+FROZEN_MOTION = 0.0015              # mean abs luma change (0..1) below which nothing moves...
+FROZEN_PEAK = 0.008                 # ...and no grid cell changes more than this (a small moving detail)
+FROZEN_MIN_S = 0.5
+BLUR_RATIO = 0.3                    # detail below this share of the clip median is blurred
+BLUR_MIN_LUMA = 0.08                # too dark to judge
+DETAIL_FLOOR = 50.0                 # added to the luma variance so flat frames do not divide by ~0
+BLUR_MIN_S = 0.5
+MIN_SHOT_S = 0.25
+BLIP_MAX_FRAMES = 2                 # a flash or glitch this short after which the picture returns...
+BLIP_RETURN = 0.35                  # ...to within this share of the jump is not a shot change
+# Normalisation of raw measures to 0..1.
+SHARPNESS_SCALE = 400.0             # Laplacian variance (luma 0..255 at 160 px) giving 1 - 1/e
+MOTION_SCALE = 0.03                 # mean abs luma change giving 1 - 1/e
+GOOD_MOTION = 0.3                   # normalised motion that scores best
+QUALITY_WEIGHTS = (0.45, 0.35, 0.20)  # sharpness, exposure, motion
+
+_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_CHANNEL_OFFSETS = np.arange(3, dtype=np.intp) * HIST_BINS
+_SKIP_LOOP_FILTER_CODECS = frozenset({"h264", "hevc", "vp8", "vp9"})
 
 
 class Shot(BaseModel):
@@ -24,12 +102,24 @@ class Shot(BaseModel):
     sharpness: float            # mean sharpness 0..1
     brightness: float           # mean luma 0..1
     usable_s: float             # seconds of usable (not black/frozen/blurred) material
+    start_frame: int = 0        # index of the shot's first decoded frame
+    end_frame: int = 0          # exclusive
+    transition_in: str = "start"  # how the shot begins: start | cut | fade | dissolve
 
 
 class UnusableRange(BaseModel):
     start_s: float
     end_s: float
     reason: str                 # black | frozen | blurred
+
+
+class Boundary(BaseModel):
+    """A detected shot change: `frame` is the first frame of the new shot (mid-point of a fade/dissolve)."""
+
+    frame: int
+    time_s: float
+    kind: str                   # cut | fade | dissolve
+    strength: float             # 0..1
 
 
 class ClipAnalysis(BaseModel):
@@ -44,7 +134,617 @@ class ClipAnalysis(BaseModel):
     sharpness: list[float]      # 0..1 per sample
     brightness: list[float]     # 0..1 per sample
     quality: list[float]        # 0..1 per sample, 0 inside unusable ranges
+    clip_index: int = 0
+    boundaries: list[Boundary] = []
+    frames_analyzed: int = 0
+    decode_s: float = 0.0       # wall time of the decode + feature pass
+    warnings: list[str] = []
+
+
+# --------------------------------------------------------------------------- per-frame features
+
+
+@dataclass(frozen=True)
+class FrameFeatures:
+    """Features of one small RGB frame; `luma` is kept only to measure motion to the next frame."""
+
+    brightness: float
+    dark_share: float
+    bright_share: float
+    sharpness_raw: float        # variance of the Laplacian of luma (0..255 scale)
+    contrast: float             # variance of luma
+    signature: np.ndarray       # (SIG_ROWS, SIG_COLS, 3) uint8
+    cdf: np.ndarray             # (3, HIST_BINS) float32 cumulative per-channel histograms
+    luma: np.ndarray            # (h, w) float32, 0..255
+
+
+def frame_features(rgb: np.ndarray) -> FrameFeatures:
+    """Features of one (h, w, 3) uint8 RGB frame. Pure and cheap (~0.2 ms at 160x90)."""
+    luma = rgb.astype(np.float32) @ _LUMA_WEIGHTS
+    n = luma.size
+    lap = 4.0 * luma[1:-1, 1:-1] - luma[:-2, 1:-1] - luma[2:, 1:-1] - luma[1:-1, :-2] - luma[1:-1, 2:]
+    return FrameFeatures(
+        brightness=float(luma.mean()) / 255.0,
+        dark_share=np.count_nonzero(luma < BLACK_LUMA * 255.0) / n,
+        bright_share=np.count_nonzero(luma > 0.97 * 255.0) / n,
+        sharpness_raw=float(lap.var()),
+        contrast=float(luma.var()),
+        signature=_signature(rgb),
+        cdf=_cdf(rgb),
+        luma=luma,
+    )
+
+
+def _cells(img: np.ndarray) -> np.ndarray:
+    """Mean over each cell of a 16x9 grid (extra rows/columns at the edges are ignored).
+
+    Two contiguous reductions (rows, then columns) are several times faster than one
+    reduction over a strided 5-d view.
+    """
+    h, w = img.shape[:2]
+    bh, bw = max(1, h // SIG_ROWS), max(1, w // SIG_COLS)
+    cut = img[: bh * SIG_ROWS, : bw * SIG_COLS]
+    acc = np.float32 if img.dtype.kind == "f" else np.uint32
+    rows = cut.reshape(SIG_ROWS, bh, -1).sum(axis=1, dtype=acc)
+    cells = rows.reshape(SIG_ROWS, SIG_COLS, bw, -1).sum(axis=2, dtype=acc)
+    return cells.reshape(SIG_ROWS, SIG_COLS, *img.shape[2:]) / float(bh * bw)
+
+
+def _signature(rgb: np.ndarray) -> np.ndarray:
+    """Mean colour of each cell of a 16x9 grid: a tiny picture that ignores small motion."""
+    return _cells(rgb).astype(np.uint8)
+
+
+def _cdf(rgb: np.ndarray) -> np.ndarray:
+    """Cumulative per-channel histograms: compared by earth mover's distance, a global shift
+    (a fade) costs only its size, while a new colour distribution (a cut) costs a lot.
+    Every other pixel of every other row is plenty for a distribution."""
+    q = (rgb[::2, ::2] >> (8 - HIST_BITS)).reshape(-1, 3).astype(np.intp)
+    q += _CHANNEL_OFFSETS
+    hist = np.bincount(q.ravel(), minlength=3 * HIST_BINS).reshape(3, HIST_BINS).astype(np.float32)
+    return np.cumsum(hist, axis=1) / max(1, q.shape[0])
+
+
+def pair_changes(prev: FrameFeatures, cur: FrameFeatures) -> tuple[float, float, float, float]:
+    """(motion, peak cell motion, signature change, histogram change) between consecutive
+    frames, each 0..1. Peak cell motion tells a frozen picture from a still one with a small
+    moving detail."""
+    diff = np.abs(cur.luma - prev.luma)
+    motion = float(diff.mean()) / 255.0
+    peak = float(_cells(diff).max()) / 255.0
+    sig = float(np.abs(cur.signature.astype(np.int16) - prev.signature).mean()) / 255.0
+    hist = float(np.abs(cur.cdf - prev.cdf).mean())
+    return motion, peak, sig, hist
+
+
+_SERIES_COLUMNS = ("times_s", "key_frame", "brightness", "dark_share", "bright_share", "sharpness_raw",
+                   "contrast", "motion_raw", "motion_peak", "sig_change", "hist_change")
+
+
+class SmallFrame(NamedTuple):
+    """One decoded frame as the detectors see it."""
+
+    time_s: float               # seconds from the clip start
+    rgb: np.ndarray             # (h, w, 3) uint8, ANALYSIS_WIDTH wide
+    key_frame: bool = False     # an intra frame: compression quality may jump here
+
+
+@dataclass
+class FeatureSeries:
+    """Per-frame feature arrays for a whole clip; index 0's pair changes are 0."""
+
+    times_s: np.ndarray
+    key_frame: np.ndarray       # 1.0 on intra frames
+    brightness: np.ndarray
+    dark_share: np.ndarray
+    bright_share: np.ndarray
+    sharpness_raw: np.ndarray
+    contrast: np.ndarray
+    motion_raw: np.ndarray
+    motion_peak: np.ndarray
+    sig_change: np.ndarray
+    hist_change: np.ndarray
+    signatures: np.ndarray      # (n, SIG_ROWS * SIG_COLS * 3) uint8
+
+    @property
+    def n(self) -> int:
+        return int(self.times_s.size)
+
+
+@dataclass
+class _SeriesBuilder:
+    cols: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in _SERIES_COLUMNS})
+    sigs: list[np.ndarray] = field(default_factory=list)
+    prev: FrameFeatures | None = None
+
+    def add(self, t: float, key: bool, f: FrameFeatures) -> None:
+        changes = pair_changes(self.prev, f) if self.prev is not None else (0.0, 0.0, 0.0, 0.0)
+        values = (t, float(key), f.brightness, f.dark_share, f.bright_share, f.sharpness_raw, f.contrast) + changes
+        for k, v in zip(_SERIES_COLUMNS, values):
+            self.cols[k].append(v)
+        self.sigs.append(f.signature.reshape(-1))
+        self.prev = f
+
+    def build(self) -> FeatureSeries:
+        arrays = {k: np.asarray(v, dtype=np.float64) for k, v in self.cols.items()}
+        sigs = np.stack(self.sigs) if self.sigs else np.zeros((0, SIG_ROWS * SIG_COLS * 3), np.uint8)
+        return FeatureSeries(signatures=sigs, **arrays)
+
+
+def extract_series(frames: Iterable[SmallFrame]) -> FeatureSeries:
+    """Stream small frames into feature arrays; only one frame is held at a time."""
+    builder = _SeriesBuilder()
+    for frame in frames:
+        builder.add(frame.time_s, frame.key_frame, frame_features(frame.rgb))
+    return builder.build()
+
+
+# --------------------------------------------------------------------------- boundary detection
+
+
+def content_score(series: FeatureSeries) -> np.ndarray:
+    """Per-frame change 0..1: colour layout (signature) plus colour distribution (histogram EMD),
+    per frame step: after a gap of k frame steps (variable frame rate, dropped frames) the
+    change is divided by k, so a skipped stretch of motion does not look like a cut."""
+    score = np.minimum(1.0, series.sig_change + series.hist_change)
+    return score / frame_gaps(series.times_s)
+
+
+def frame_gaps(times: np.ndarray) -> np.ndarray:
+    """Each frame's distance from the previous one in typical frame steps, at least 1."""
+    gaps = np.ones_like(times)
+    if times.size > 2:
+        dt = np.diff(times)
+        step = float(np.median(dt))
+        if step > 0:
+            gaps[1:] = np.maximum(1.0, dt / step)
+    return gaps
+
+
+def _neighbour_mean(x: np.ndarray, i: int, width: int) -> float:
+    """Mean of x over i-width..i+width without i itself (and without frame 0, which has no change)."""
+    lo, hi = max(1, i - width), min(x.size, i + width + 1)
+    around = np.concatenate([x[lo:i], x[i + 1:hi]])
+    return float(around.mean()) if around.size else 0.0
+
+
+def detect_cuts(score: np.ndarray, hist: np.ndarray, key: np.ndarray | None = None) -> list[tuple[int, float]]:
+    """Hard cuts (frame, strength), PySceneDetect's adaptive rule: a frame whose change is
+    several times its neighbours' mean. Strong changes need a smaller ratio; weak ones must
+    also show in the colour distribution, so a sudden movement is not a cut, and on an intra
+    frame they must be stronger still, so a periodic keyframe's quality jump is not a cut."""
+    cuts: list[tuple[int, float]] = []
+    for i in np.flatnonzero(score >= CUT_MIN_SCORE):
+        if i == 0:
+            continue
+        lo, hi = max(1, i - CUT_WINDOW), min(score.size, i + CUT_WINDOW + 1)
+        if score[i] < score[lo:hi].max():
+            continue  # not the peak of its neighbourhood
+        base = _neighbour_mean(score, i, CUT_WINDOW)
+        if score[i] >= CUT_SURE_SCORE:
+            is_cut = score[i] >= CUT_SURE_RATIO * base
+        elif key is not None and key[i] > 0 and score[i] < CUT_KEYFRAME_MIN_SCORE:
+            is_cut = False
+        else:
+            hist_base = _neighbour_mean(hist, i, CUT_WINDOW)
+            is_cut = (score[i] >= CUT_ADAPTIVE_RATIO * base + CUT_NOISE
+                      and hist[i] >= CUT_HIST_RATIO * hist_base + CUT_NOISE / 2)
+        if is_cut:
+            cuts.append((int(i), float(min(1.0, score[i] / CUT_SURE_SCORE))))
+    return cuts
+
+
+def black_frames(series: FeatureSeries) -> np.ndarray:
+    return (series.dark_share >= BLACK_SHARE) & (series.brightness < BLACK_LUMA)
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) index runs where `mask` is true."""
+    if mask.size == 0:
+        return []
+    padded = np.concatenate([[False], mask.astype(bool), [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def detect_fades(series: FeatureSeries, fps: float) -> list[tuple[int, float, tuple[int, int]]]:
+    """Fades through black: (boundary frame, strength, black span). Black runs inside the clip
+    put the boundary at their middle; dips that never quite reach black, at the darkest frame."""
+    n = series.n
+    out: list[tuple[int, float, tuple[int, int]]] = []
+    black = black_frames(series)
+    for a, b in runs(black):
+        if a > 0 and b < n:
+            out.append(((a + b) // 2, 1.0, (a, b)))
+    win = max(2, int(round(DIP_WINDOW_S * fps)))
+    b_arr = series.brightness
+    for i in range(1, n - 1):
+        if black[i] or b_arr[i] > DIP_MAX_LUMA:
+            continue
+        lo, hi = max(0, i - win), min(n, i + win + 1)
+        if b_arr[i] > b_arr[lo:hi].min() or (i > lo and b_arr[i] == b_arr[lo:i].min()):
+            continue  # not the (first) darkest frame of its neighbourhood
+        rise = min(b_arr[lo:i].max(), b_arr[i + 1:hi].max()) - b_arr[i]
+        if rise >= DIP_MIN_RISE and _ramps(b_arr, i, lo, hi):
+            out.append((i, float(min(1.0, rise / 0.3)), (i, i + 1)))
+    return out
+
+
+def _ramps(b: np.ndarray, i: int, lo: int, hi: int) -> bool:
+    """A fade darkens over several frames and brightens over several: not a single dark frame."""
+    before, after = b[lo:i + 1], b[i:hi]
+    return (before.size >= 3 and after.size >= 3
+            and b[i - 1] - b[i] < 0.75 * (before.max() - b[i])
+            and b[i + 1] - b[i] < 0.75 * (after.max() - b[i]))
+
+
+def detect_dissolves(series: FeatureSeries, fps: float, taken: np.ndarray) -> list[tuple[int, float]]:
+    """Cross-dissolves (mid frame, strength). `taken` marks frames near known cuts and fades.
+
+    A window is a dissolve when its end frames differ like two shots, the path between them
+    is straight (the change is spread evenly, not a cut, not back-and-forth motion), every
+    frame in between is close to the linear blend of the ends, and detail dips in the middle
+    below both ends (two superimposed pictures blur each other; a pan or a zoom keeps its
+    detail, and a fade from black rises from none).
+    """
+    n = series.n
+    sigs = series.signatures
+    steps = np.concatenate([[0.0], np.cumsum(series.sig_change[1:])])
+    sharp, luma = series.sharpness_raw, series.brightness
+    best: dict[int, tuple[float, int]] = {}
+    for half_s in DISSOLVE_HALF_S:
+        k = max(2, int(round(half_s * fps)))
+        if 2 * k >= n:
+            continue
+        centres = np.arange(k, n - k)
+        change = _lagged_change(sigs, 2 * k)
+        path = steps[centres + k] - steps[centres - k]
+        ends = np.minimum(sharp[centres - k], sharp[centres + k])
+        lit = np.minimum(luma[centres - k], luma[centres + k]) >= DISSOLVE_MIN_END_LUMA
+        ok = ((change >= DISSOLVE_MIN_CHANGE) & (change >= DISSOLVE_MIN_STRAIGHTNESS * path)
+              & (sharp[centres] <= DISSOLVE_DETAIL_DIP * ends) & lit)
+        for c in centres[ok]:
+            if taken[c - k:c + k + 1].any():
+                continue
+            ch = float(change[c - k])
+            if _blend_residual(sigs, c - k, c + k) <= DISSOLVE_MAX_RESIDUAL * ch:
+                if ch > best.get(int(c), (0.0, 0))[0]:
+                    best[int(c)] = (ch, k)
+    return _plateau_middles(best)
+
+
+def _lagged_change(sigs: np.ndarray, lag: int, chunk: int = 4096) -> np.ndarray:
+    """Mean abs signature difference (0..1) between frames i and i+lag, in chunks so an hour
+    of signatures never becomes an hour of floats."""
+    out = np.empty(max(0, sigs.shape[0] - lag), dtype=np.float64)
+    for a in range(0, out.size, chunk):
+        b = min(out.size, a + chunk)
+        d = np.abs(sigs[a + lag:b + lag].astype(np.int16) - sigs[a:b])
+        out[a:b] = d.mean(axis=1) / 255.0
+    return out
+
+
+def _blend_residual(sigs: np.ndarray, a: int, b: int) -> float:
+    """Mean distance (0..1) of frames a..b from the linear blend of frames a and b."""
+    window = sigs[a:b + 1].astype(np.float32) / 255.0
+    w = np.linspace(0.0, 1.0, b - a + 1, dtype=np.float32)[:, None]
+    blend = window[0] * (1.0 - w) + window[-1] * w
+    return float(np.abs(window - blend).mean())
+
+
+def _plateau_middles(best: dict[int, tuple[float, int]]) -> list[tuple[int, float]]:
+    """Group adjacent candidate centres; keep the middle of each group's strongest plateau."""
+    out: list[tuple[int, float]] = []
+    keys = sorted(best)
+    groups: list[list[int]] = []
+    for c in keys:
+        if groups and c - groups[-1][-1] <= 1:
+            groups[-1].append(c)
+        else:
+            groups.append([c])
+    for g in groups:
+        top = max(best[c][0] for c in g)
+        plateau = [c for c in g if best[c][0] >= 0.95 * top]
+        out.append((plateau[len(plateau) // 2], float(min(1.0, top * 4.0))))
+    return out
+
+
+def detect_boundaries(series: FeatureSeries, fps: float) -> list[Boundary]:
+    """All shot boundaries, sorted; black runs swallow the cuts at their edges."""
+    n = series.n
+    fades = detect_fades(series, fps)
+    black = black_frames(series)
+    black_spans = runs(black)
+    found: dict[int, tuple[str, float]] = {}
+    hist_per_step = series.hist_change / frame_gaps(series.times_s)
+    for i, strength in detect_cuts(content_score(series), hist_per_step, series.key_frame):
+        if not _touches_black(i, black_spans) and not is_blip(series, i, i):
+            found[i] = ("cut", strength)
+    for i, strength, (a, b) in fades:
+        if not _black_glitch(series, a, b):
+            found[i] = ("fade", strength)
+    taken = np.zeros(n, dtype=bool)
+    for i in found:
+        taken[max(0, i - 1):i + 2] = True
+    taken |= black
+    for i, strength in detect_dissolves(series, fps, taken):
+        found.setdefault(i, ("dissolve", strength))
+    t = series.times_s
+    return [Boundary(frame=i, time_s=float(t[i]), kind=k, strength=round(s, 4))
+            for i, (k, s) in sorted(found.items()) if 0 < i < n]
+
+
+def is_blip(series: FeatureSeries, first: int, last: int) -> bool:
+    """A flash, a glitch or a dropped-to-black frame: a disturbance of at most a couple of
+    frames around first..last after which the picture returns to what it was. Not a shot change.
+    """
+    sigs, n = series.signatures, series.n
+    jump = float(np.abs(sigs[first].astype(np.int16) - sigs[max(0, first - 1)]).mean()) / 255.0
+    for before in (first - 2, first - 1):
+        for after in range(last + 1, min(n, last + 1 + BLIP_MAX_FRAMES)):
+            if before < 0 or after - before > BLIP_MAX_FRAMES + 2 or after == first:
+                continue
+            back = float(np.abs(sigs[after].astype(np.int16) - sigs[before]).mean()) / 255.0
+            if back < BLIP_RETURN * jump:
+                return True
+    return False
+
+
+def _black_glitch(series: FeatureSeries, a: int, b: int) -> bool:
+    """A black run of a frame or two that cuts in and out of the same picture (no fade)."""
+    if b - a > BLIP_MAX_FRAMES or a < 1 or b >= series.n:
+        return False
+    lit = min(series.brightness[a - 1], series.brightness[b]) > 2 * DIP_MAX_LUMA
+    return bool(lit) and is_blip(series, a, b - 1)
+
+
+def _touches_black(i: int, spans: list[tuple[int, int]]) -> bool:
+    """A cut into or out of a black run is part of that run's (single) boundary."""
+    return any(a <= i <= b for a, b in spans)
+
+
+# --------------------------------------------------------------------------- unusable and scores
+
+
+def detail(series: FeatureSeries) -> np.ndarray:
+    """Sharpness relative to contrast: a fade or a dim scene keeps it, defocus and motion blur lose it."""
+    return series.sharpness_raw / (series.contrast + DETAIL_FLOOR)
+
+
+def unusable_mask(series: FeatureSeries, fps: float) -> tuple[np.ndarray, list[tuple[int, int, str]]]:
+    """Per-frame unusable flag and the [start, end) frame ranges with their reasons."""
+    n = series.n
+    black = black_frames(series)
+    ranges: list[tuple[int, int, str]] = [(a, b, "black") for a, b in runs(black)]
+    still = (series.motion_raw < FROZEN_MOTION) & (series.motion_peak < FROZEN_PEAK) & ~black
+    still[0] = False
+    min_frozen = max(2, int(math.ceil(FROZEN_MIN_S * fps)))
+    for a, b in runs(still):
+        if b - a + 1 >= min_frozen:
+            ranges.append((max(0, a - 1), b, "frozen"))  # a-1: the frame that then stood still
+    judged = ~black & (series.brightness >= BLUR_MIN_LUMA)
+    if judged.any():
+        d = detail(series)
+        blurred = (d < BLUR_RATIO * float(np.median(d[judged]))) & judged
+        min_blur = max(2, int(math.ceil(BLUR_MIN_S * fps)))
+        ranges += [(a, b, "blurred") for a, b in runs(blurred) if b - a >= min_blur]
+    mask = np.zeros(n, dtype=bool)
+    for a, b, _ in ranges:
+        mask[a:b] = True
+    return mask, sorted(ranges)
+
+
+def normalised_measures(series: FeatureSeries) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(motion, sharpness, brightness), each 0..1 per frame."""
+    motion = 1.0 - np.exp(-series.motion_raw / MOTION_SCALE)
+    if motion.size > 1:
+        motion[0] = motion[1]  # the first frame has no predecessor
+    sharp = 1.0 - np.exp(-series.sharpness_raw / SHARPNESS_SCALE)
+    return motion, sharp, np.clip(series.brightness, 0.0, 1.0)
+
+
+def exposure_score(brightness: np.ndarray, clipped_share: np.ndarray | None = None) -> np.ndarray:
+    """1 for mid-tones, falling to 0 for black (< 0.04) and blown-out (> 0.96) pictures, and
+    by the share of clipped white pixels."""
+    dark = np.clip((brightness - 0.04) / (0.25 - 0.04), 0.0, 1.0)
+    bright = np.clip((0.96 - brightness) / (0.96 - 0.72), 0.0, 1.0)
+    score = np.minimum(dark, bright)
+    return score if clipped_share is None else score * (1.0 - np.clip(clipped_share, 0.0, 1.0))
+
+
+def quality_scores(motion: np.ndarray, sharp: np.ndarray, brightness: np.ndarray,
+                   unusable: np.ndarray, clipped_share: np.ndarray | None = None) -> np.ndarray:
+    """Per-frame quality 0..1: sharp, well exposed, moderately moving; 0 where unusable."""
+    ws, we, wm = QUALITY_WEIGHTS
+    motion_good = 1.0 - np.minimum(1.0, np.abs(motion - GOOD_MOTION) / (1.0 - GOOD_MOTION))
+    q = ws * sharp + we * exposure_score(brightness, clipped_share) + wm * motion_good
+    return np.where(unusable, 0.0, np.clip(q, 0.0, 1.0))
+
+
+# --------------------------------------------------------------------------- shots
+
+
+def shot_id(clip_index: int, n: int) -> str:
+    return f"c{clip_index:02d}s{n:02d}"
+
+
+def shot_spans(boundaries: list[Boundary], n: int, min_frames: int) -> list[tuple[int, int, str]]:
+    """[start, end) frame spans with the transition that starts each; short ones merged away."""
+    cuts = [(b.frame, b.kind, b.strength) for b in boundaries if 0 < b.frame < n]
+    while True:
+        edges = [0] + [c[0] for c in cuts] + [n]
+        short = [k for k in range(len(edges) - 1) if edges[k + 1] - edges[k] < min_frames]
+        if not short or not cuts:
+            break
+        k = short[0]
+        # Drop the weaker of the span's two boundaries (clip ends cannot be dropped).
+        left = k - 1 if k > 0 else None
+        right = k if k < len(cuts) else None
+        if left is None:
+            drop = right
+        elif right is None:
+            drop = left
+        else:
+            drop = left if cuts[left][2] < cuts[right][2] else right
+        cuts.pop(drop)
+    edges = [0] + [c[0] for c in cuts] + [n]
+    kinds = ["start"] + [c[1] for c in cuts]
+    return [(edges[k], edges[k + 1], kinds[k]) for k in range(len(edges) - 1) if edges[k + 1] > edges[k]]
+
+
+def frame_end_times(times: np.ndarray, fps: float) -> np.ndarray:
+    """Each frame's exclusive end time: the next frame's time, and one frame step for the last."""
+    if times.size == 0:
+        return times
+    step = float(np.median(np.diff(times))) if times.size > 1 else (1.0 / fps if fps > 0 else 0.04)
+    return np.concatenate([times[1:], [times[-1] + step]])
+
+
+def build_shots(clip_index: int, spans: list[tuple[int, int, str]], times: np.ndarray, ends: np.ndarray,
+                motion: np.ndarray, sharp: np.ndarray, bright: np.ndarray, quality: np.ndarray,
+                unusable: np.ndarray) -> list[Shot]:
+    shots = []
+    for n, (a, b, kind) in enumerate(spans):
+        usable = ~unusable[a:b]
+        pick = usable if usable.any() else np.ones(b - a, dtype=bool)
+        durations = ends[a:b] - times[a:b]
+        shots.append(Shot(
+            id=shot_id(clip_index, n), clip_index=clip_index,
+            start_s=_r(times[a]), end_s=_r(ends[b - 1]),
+            score=_r(quality[a:b][usable].mean()) if usable.any() else 0.0,
+            motion=_r(motion[a:b][pick].mean()), sharpness=_r(sharp[a:b][pick].mean()),
+            brightness=_r(bright[a:b][pick].mean()), usable_s=_r(durations[usable].sum()),
+            start_frame=a, end_frame=b, transition_in=kind,
+        ))
+    return shots
+
+
+def relabel(analysis: ClipAnalysis, clip_index: int) -> ClipAnalysis:
+    """The same analysis under another clip index: only shot IDs and indices change."""
+    if analysis.clip_index == clip_index and all(s.clip_index == clip_index for s in analysis.shots):
+        return analysis
+    shots = [s.model_copy(update={"id": shot_id(clip_index, n), "clip_index": clip_index})
+             for n, s in enumerate(analysis.shots)]
+    return analysis.model_copy(update={"shots": shots, "clip_index": clip_index})
+
+
+def _r(x: float) -> float:
+    return round(float(x), 4)
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def decode_small_frames(media: MediaInfo, width: int = ANALYSIS_WIDTH,
+                        problems: list[str] | None = None) -> Iterator[SmallFrame]:
+    """Yield every frame, small, with its time from the clip start: streaming, one at a time.
+
+    A decode error after some frames ends the stream (recorded in `problems`); before any
+    frame it is a MediaError.
+    """
+    path = media.path
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.FFmpegError, OSError) as exc:
+        raise MediaError(f"{path}: cannot open for analysis ({_reason(exc)})") from exc
+    with container:
+        stream = _video_stream(container, media)
+        stream.thread_type = "AUTO"
+        if stream.codec_context.name in _SKIP_LOOP_FILTER_CODECS:
+            # Deblocking is invisible at 160 px and costs up to a third of the decode time.
+            stream.codec_context.options = {"skip_loop_filter": "all"}
+        w, h = _small_size(stream.codec_context.width, stream.codec_context.height, width)
+        scaler = VideoReformatter()
+        step = 1.0 / float(media.fps) if media.fps_num else 1.0 / 25.0
+        last_t: float | None = None
+        count = 0
+        frames = container.decode(stream)
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                return
+            except (av.FFmpegError, OSError) as exc:
+                if count == 0:
+                    raise MediaError(f"{path}: cannot decode video ({_reason(exc)})") from exc
+                if problems is not None:
+                    problems.append(f"decoding stopped after {count} frames: {_reason(exc)}")
+                return
+            t = float(frame.time) - media.start_time_s if frame.time is not None else None
+            if t is None or (last_t is not None and t <= last_t):
+                t = (last_t + step) if last_t is not None else 0.0
+            last_t = t
+            small = scaler.reformat(frame, w, h, "rgb24", interpolation="AREA", threads=1)
+            count += 1
+            yield SmallFrame(t, small.to_ndarray(), bool(frame.key_frame))
+
+
+def _video_stream(container: av.container.InputContainer, media: MediaInfo) -> av.video.stream.VideoStream:
+    if 0 <= media.video_stream_index < len(container.streams):
+        s = container.streams[media.video_stream_index]
+        if s.type == "video":
+            return s
+    s = pick_video_stream(container)
+    if s is None:
+        raise MediaError(f"{media.path}: no video stream to analyse")
+    return s
+
+
+def _small_size(w: int, h: int, width: int) -> tuple[int, int]:
+    if w <= 0 or h <= 0:
+        return width, width * 9 // 16
+    return width, max(SIG_ROWS * 2, int(round(width * h / w / 2)) * 2)
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return " ".join(str(text).split()) or type(exc).__name__
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def analyze_series(media: MediaInfo, clip_index: int, series: FeatureSeries) -> ClipAnalysis:
+    """Everything after decoding: pure given the feature arrays."""
+    fps = float(media.fps) if media.fps_num else _measured_fps(series.times_s)
+    boundaries = detect_boundaries(series, fps)
+    unusable, ranges = unusable_mask(series, fps)
+    motion, sharp, bright = normalised_measures(series)
+    quality = quality_scores(motion, sharp, bright, unusable, series.bright_share)
+    times = series.times_s
+    ends = frame_end_times(times, fps)
+    spans = shot_spans(boundaries, series.n, max(1, int(round(MIN_SHOT_S * fps))))
+    kept = {a for a, _, _ in spans}
+    return ClipAnalysis(
+        media=media, analysis_version=ANALYSIS_VERSION, clip_index=clip_index,
+        shots=build_shots(clip_index, spans, times, ends, motion, sharp, bright, quality, unusable),
+        unusable=[UnusableRange(start_s=_r(times[a]), end_s=_r(ends[b - 1]), reason=why) for a, b, why in ranges],
+        sample_times_s=[_r(t) for t in times],
+        motion=[_r(x) for x in motion], sharpness=[_r(x) for x in sharp],
+        brightness=[_r(x) for x in bright], quality=[_r(x) for x in quality],
+        boundaries=[b for b in boundaries if b.frame in kept],
+        frames_analyzed=series.n,
+    )
+
+
+def _measured_fps(times: np.ndarray) -> float:
+    if times.size < 2:
+        return 25.0
+    step = float(np.median(np.diff(times)))
+    return 1.0 / step if step > 0 else 25.0
 
 
 def analyze_clip(media: MediaInfo, clip_index: int) -> ClipAnalysis:
-    raise NotImplementedError
+    """Decode `media` once at low resolution and find its shots, scores and unusable ranges."""
+    if not media.has_video:
+        raise MediaError(f"{media.path}: no video stream (audio only or cover art), nothing to analyse")
+    problems: list[str] = []
+    t0 = time.perf_counter()
+    series = extract_series(decode_small_frames(media, problems=problems))
+    elapsed = time.perf_counter() - t0
+    if series.n == 0:
+        raise MediaError(f"{media.path}: video stream has no decodable frames")
+    if media.frame_count and series.n < 0.9 * media.frame_count and not problems:
+        problems.append(f"decoded {series.n} of {media.frame_count} frames: the file may be truncated")
+    result = analyze_series(media, clip_index, series)
+    return result.model_copy(update={"decode_s": round(elapsed, 3), "warnings": problems})

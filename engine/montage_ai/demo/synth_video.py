@@ -68,21 +68,24 @@ class ClipTruth(BaseModel):
 def distinct_colors(n: int) -> list[Color]:
     """`n` well-separated saturated colours, none near black or grey.
 
-    Hues are spread evenly; past 8 colours a second, darker ring interleaves with the first
-    so neighbours stay far apart in RGB.
+    Hues are spread evenly; past 8 colours a darker ring, past 16 a paler one, interleave
+    with the first so that neighbours in the list stay far apart in RGB.
     """
     if n <= 0:
         return []
-    rings = 1 if n <= 8 else 2
+    rings = min(len(_RINGS), -(-n // 8))
     per_ring = -(-n // rings)
     out: list[Color] = []
     for i in range(n):
         ring, k = i % rings, i // rings
-        hue = (k + 0.5 * ring) / per_ring
-        value = 0.9 if ring == 0 else 0.6
-        r, g, b = colorsys.hsv_to_rgb(hue % 1.0, 0.85, value)
+        hue = (k + ring / rings) / per_ring
+        saturation, value = _RINGS[ring]
+        r, g, b = colorsys.hsv_to_rgb(hue % 1.0, saturation, value)
         out.append((round(r * 255), round(g * 255), round(b * 255)))
     return out
+
+
+_RINGS = ((0.85, 0.9), (0.85, 0.6), (0.5, 0.95))  # (saturation, value)
 
 
 def make_clip(
@@ -95,12 +98,14 @@ def make_clip(
     audio_tone_hz: float | None = None,
     black_ranges_s: Sequence[Range] = (),
     frozen_ranges_s: Sequence[Range] = (),
+    transition_s: float = FADE_S,
 ) -> ClipTruth:
     """Write an H.264 mp4 of `shots` and return its ground truth.
 
     transition "fade" fades each shot out to black and the next in from black (the boundary
     is the junction, the darkest point); "dissolve" cross-fades (the boundary is the middle of
-    the dissolve, which shortens the clip). `black_ranges_s` paint the picture black and
+    the dissolve, which shortens the clip); `transition_s` is the length of a dissolve and of
+    each half of a fade. `black_ranges_s` paint the picture black and
     `frozen_ranges_s` repeat one frame, both over ranges of the finished clip in seconds.
     """
     if not shots:
@@ -108,9 +113,9 @@ def make_clip(
     rate = Fraction(fps)
     path = Path(path).absolute()
     frames = [max(1, round(s.duration_s * rate)) for s in shots]
-    fade_frames = max(2, round(FADE_S * rate))
+    fade_frames = max(2, round(transition_s * rate))
     if transition != "cut" and min(frames) < 2 * fade_frames + 2:
-        raise ValueError(f"shots must be longer than {2 * FADE_S + 0.1:.1f} s for {transition} transitions")
+        raise ValueError(f"shots must be longer than {2 * transition_s + 0.1:.1f} s for {transition} transitions")
 
     parts = [_shot_graph(i, s, n, width, height, rate, transition, fade_frames, len(shots))
              for i, (s, n) in enumerate(zip(shots, frames))]
@@ -141,7 +146,7 @@ def make_clip(
         path=path, width=width, height=height, fps_num=rate.numerator, fps_den=rate.denominator,
         frame_count=total, duration_s=float(total / rate), transition=transition,
         cut_frames=cut_frames, cut_times_s=[float(f / rate) for f in cut_frames],
-        shot_start_frames=starts, shot_colors=[tuple(s.color) for s in shots],
+        shot_start_frames=starts, shot_colors=[(0, 0, 0) if s.kind == "black" else tuple(s.color) for s in shots],
         shot_kinds=[s.kind for s in shots],
         black_ranges_s=[(float(a / rate), float(b / rate)) for a, b in black_f],
         frozen_ranges_s=[(float(a / rate), float(b / rate)) for a, b in frozen_f],
@@ -167,9 +172,9 @@ def _shot_graph(i: int, spec: ShotSpec, n: int, w: int, h: int, rate: Fraction,
             fg += f",trim=end_frame=1,loop=loop={n - 1}:size=1:start=0"
             x, y = f"{(w - bw) * (1 + i % 3) // 4}", f"{(h - bh) // 2}"
         else:
-            # A different start phase per shot; speed about a box width per second.
-            x = f"mod({(i * 97) % (w - bw)}+t*{bw},{w - bw})"
-            y = f"{(h - bh) // 2}+{(h - bh) // 3}*sin(t*2+{i})"
+            # Smooth back-and-forth motion (no jumps), a different phase per shot.
+            x = f"{(w - bw) / 2:.1f}*(1+sin(t*1.3+{i * 1.7:.1f}))"
+            y = f"{(h - bh) / 2:.1f}+{(h - bh) / 3:.1f}*sin(t*2+{i})"
         fg += f",trim=end_frame={n},setpts=PTS-STARTPTS[fg{i}]"
         chain = [bg + ";" + fg + ";" + f"[bg{i}][fg{i}]overlay=x='{x}':y='{y}':eval=frame:shortest=1"]
         if spec.kind == "blurred":
@@ -202,7 +207,8 @@ def _extras_graph(black: list[tuple[int, int]], frozen: list[tuple[int, int]]) -
     chains: list[str] = []
     cur = "joined"
     for k, (a, b) in enumerate(frozen):
-        chains.append(f"[{cur}]split[fa{k}][fb{k}];[fa{k}][fb{k}]freezeframes=first={a}:last={b - 1}:replace={a}[fz{k}]")
+        chains.append(f"[{cur}]split[fa{k}][fb{k}];"
+                      f"[fa{k}][fb{k}]freezeframes=first={a}:last={b - 1}:replace={a}[fz{k}]")
         cur = f"fz{k}"
     boxes = ",".join(f"drawbox=x=0:y=0:w=iw:h=ih:c=black:t=fill:enable='between(n,{a},{b - 1})'"
                      for a, b in black)

@@ -131,18 +131,31 @@ def _video_fields(container: av.container.InputContainer, video: av.video.stream
     first, pts = _first_frame_and_pts(container, video, path)
     vfr = is_variable_rate(pts_steps(pts))
     fps = _frame_rate(video, vfr)
-    rotation = round(first.rotation / 90) * 90 % 360
+    rotation = _rotation(first, video)
     w, h = first.width, first.height
     dw, dh = (h, w) if rotation in (90, 270) else (w, h)
     frames = int(video.frames or 0)
     if frames <= 0 and fps > 0:
-        frames = int(round(duration * fps))
+        own = float(video.duration * video.time_base) if video.duration and video.time_base else 0.0
+        frames = int(round((own or duration) * fps))
     return dict(
         width=dw, height=dh, coded_width=w, coded_height=h,
         fps_num=fps.numerator, fps_den=fps.denominator,
         frame_count=frames, rotation_deg=rotation, variable_frame_rate=vfr,
         video_codec=_codec_name(video.codec_context), video_stream_index=video.index,
     )
+
+
+def _rotation(first: av.VideoFrame, video: av.video.stream.VideoStream) -> int:
+    """Counter-clockwise display rotation in quarter turns: the display matrix FFmpeg attaches
+    to decoded frames, else a legacy clockwise `rotate` tag."""
+    degrees = first.rotation
+    if not degrees:
+        try:
+            degrees = -int(float(video.metadata.get("rotate", "0")))
+        except ValueError:
+            degrees = 0
+    return round(degrees / 90) * 90 % 360
 
 
 def _first_frame_and_pts(container: av.container.InputContainer, video: av.video.stream.VideoStream,
