@@ -27,6 +27,7 @@ from .analysis.music import MusicAnalysis, analyze_music
 from .analysis.shots import ClipAnalysis
 from .direct.offline import direct_offline
 from .direct.plan import EditPlan
+from .direct.presets import load_style
 from .errors import MediaError, MontageError
 from .media.probe import MediaInfo, probe
 from .plan.cutter import CutList, cut
@@ -188,6 +189,7 @@ def run(settings: Settings, progress: bool = True) -> RunSummary:
     out = settings.out.resolve()
     stages = _Stages()
     check_output_dir(out)
+    load_style(settings.style)  # an unknown style fails now, not after the analysis
     music_path = settings.music.resolve()
     if not music_path.is_file():
         raise MontageError(f"{music_path}: music file not found")
