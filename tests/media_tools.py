@@ -16,9 +16,10 @@ BITS = 10  # frame index coded in 10 black/white bars: up to 1024 frames
 
 
 def make_counter_clip(path: Path, frames: int, fps: str = "25", width: int = 320, height: int = 180,
-                      tint: tuple[int, int, int] = (0, 0, 0), rotate: int = 0) -> Path:
-    """An H.264 clip whose frame n shows n in binary as BITS vertical bars over the top half;
-    the bottom half is `tint` so tests can also tell sources apart by colour."""
+                      tint: tuple[int, int, int] = (0, 0, 0), rotate: int = 0, bar_rows: float = 0.5) -> Path:
+    """An H.264 clip whose frame n shows n in Gray code as BITS vertical bars over the top
+    `bar_rows` of the picture; the rest is `tint` so tests can also tell sources apart by colour.
+    (A thin strip keeps shot detection from reading bit flips as cuts.)"""
     proc = subprocess.Popen(
         [ffmpeg_path(), "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
          "-r", fps, "-i", "pipe:0",
@@ -28,10 +29,12 @@ def make_counter_clip(path: Path, frames: int, fps: str = "25", width: int = 320
     bar_w = width // BITS
     for n in range(frames):
         img = np.zeros((height, width, 3), np.uint8)
-        img[height // 2:] = tint
+        strip = int(height * bar_rows)
+        img[strip:] = tint
+        gray = n ^ (n >> 1)  # Gray code: one bar flips per frame, so no frame looks like a cut
         for b in range(BITS):
-            if (n >> b) & 1:
-                img[: height // 2, b * bar_w:(b + 1) * bar_w] = 255
+            if (gray >> b) & 1:
+                img[:strip, b * bar_w:(b + 1) * bar_w] = 255
         assert proc.stdin is not None
         proc.stdin.write(img.tobytes())
     assert proc.stdin is not None
@@ -45,9 +48,10 @@ def make_counter_clip(path: Path, frames: int, fps: str = "25", width: int = 320
     return path
 
 
-def read_counter(img: np.ndarray) -> int:
+def read_counter(img: np.ndarray, bar_rows: float = 0.5) -> int:
     """Decode the frame index from an RGB frame made by make_counter_clip (any scale)."""
     h, w, _ = img.shape
+    h = int(h * bar_rows) * 2
     top = img[: h // 2].mean(axis=2)
     bar_w = w / BITS
     n = 0
@@ -55,6 +59,10 @@ def read_counter(img: np.ndarray) -> int:
         x0, x1 = int(b * bar_w + bar_w * 0.3), int((b + 1) * bar_w - bar_w * 0.3)
         if top[h // 8: h * 3 // 8, x0:x1].mean() > 128:
             n |= 1 << b
+    shift = n >> 1
+    while shift:  # Gray code back to binary
+        n ^= shift
+        shift >>= 1
     return n
 
 

@@ -224,9 +224,12 @@ def cut(music: MusicAnalysis, clips: list[ClipAnalysis], plan: EditPlan, fps: Fr
         need = head + dur + tail
         c = _pick(cands, need, k, plan, sec, prev, rng)
         if c is None:
+            # No shot is long enough: take the longest and let the window run on across the
+            # shot boundary, kept inside the file, and say so.
             c = max((x for x in cands if x is not prev), key=lambda x: x.frames, default=cands[0])
+            file_frames = math.floor(c.clip.media.duration_s * fps)
+            start = max(0, min(c.first, file_frames - need))
             warnings.append(f"segment {k}: no shot is {float(need / fps):.2f}s long; {c.shot.id} runs past its shot")
-            start = c.first
         else:
             start = _best_window(c, need, fps)
         c.uses += 1

@@ -208,7 +208,10 @@ def read_timeline(
     if relink.missing:
         listed = "; ".join(dict.fromkeys(relink.missing))
         raise MontageError(f"media not found (use --search DIR to relink by file name): {listed}")
-    total = max((p.record_start_frame + p.frames for p in pieces), default=0)
-    if total <= 0:
+    video_end = max((p.record_start_frame + p.frames for p in pieces), default=0)
+    total = max(video_end, _frames(timeline.duration(), settings.fps))
+    if video_end < total:  # the sequence runs as long as its longest track; picture goes black
+        pieces.append(Piece(kind="black", record_start_frame=video_end, frames=total - video_end))
+    if total <= 0 or video_end <= 0:
         raise MontageError(f"timeline {timeline.name!r} has no picture to render")
     return RenderSpec(settings=settings, total_frames=total, pieces=pieces, audio=audio, look=_look(track))
