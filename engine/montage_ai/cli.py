@@ -18,7 +18,7 @@ from .settings import Settings
 
 # flag name -> Settings field; only flags the user actually gave override env/.env/defaults
 _RUN_FLAGS = ["clips", "music", "out", "style", "duration", "music_start", "aspect", "resolution", "fps",
-              "fit", "seed", "keep_clip_audio", "crf", "preset"]
+              "fit", "seed", "keep_clip_audio", "crf", "preset", "prompt", "cgpu_enabled", "variants"]
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -36,6 +36,10 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=S)
     p.add_argument("--keep-clip-audio", dest="keep_clip_audio", action="store_true", default=S,
                    help="mix the clips' own sound under the music")
+    p.add_argument("--prompt", default=S, help="a plain-language brief for the Creative Director (LLM)")
+    p.add_argument("--cgpu", dest="cgpu_enabled", action="store_true", default=S,
+                   help="ask Gemini through `cgpu serve` (CGPU_HOST:CGPU_PORT) for the edit plan")
+    p.add_argument("--variants", type=int, default=S, help="ask the LLM for N plans in one request; render each")
     p.add_argument("--crf", type=int, default=S, help="x264 quality of the final encode (default 20)")
     p.add_argument("--preset", default=S, help="x264 preset of the final encode (default veryfast)")
 
@@ -122,6 +126,15 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cgpu(args: argparse.Namespace) -> int:
+    from .remote import cgpu_serve
+
+    action = {"cgpu-start": cgpu_serve.start, "cgpu-stop": cgpu_serve.stop, "cgpu-status": cgpu_serve.status}[args.command]
+    st = action(Settings())
+    print(st.message)
+    return 0 if (st.running or args.command == "cgpu-stop") else 1
+
+
 def _cmd_test(args: argparse.Namespace) -> int:
     root = Path(__file__).resolve().parents[2]
     return subprocess.call([sys.executable, "-m", "pytest", str(root / "tests"), *args.pytest_args], cwd=root)
@@ -158,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_styles)
     p = sub.add_parser("doctor", help="check ffmpeg, packages, caches and backends")
     p.set_defaults(func=_cmd_doctor)
+    for name, text in (("cgpu-start", "start `cgpu serve` on this host in the background and wait for it"),
+                       ("cgpu-stop", "stop the `cgpu serve` started by cgpu-start"),
+                       ("cgpu-status", "is `cgpu serve` running and healthy?")):
+        p = sub.add_parser(name, help=text)
+        p.set_defaults(func=_cmd_cgpu)
     p = sub.add_parser("test", help="run the test suite")
     p.add_argument("pytest_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_test)

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
@@ -25,7 +26,7 @@ from tqdm import tqdm
 from .analysis.cache import load_or_analyze
 from .analysis.music import MusicAnalysis, analyze_music
 from .analysis.shots import ClipAnalysis
-from .direct.offline import direct_offline
+from .direct.llm import DirectorRecord, direct
 from .direct.plan import EditPlan
 from .direct.presets import load_style
 from .errors import MediaError, MontageError
@@ -59,6 +60,8 @@ class RunSummary(BaseModel):
     stages_s: dict[str, float]
     cache_hits: int
     warnings: list[str]
+    director: DirectorRecord
+    variants: list[Path] = []
 
     def text(self) -> str:
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.stages_s.items())
@@ -69,7 +72,9 @@ class RunSummary(BaseModel):
             f"{self.cuts} segments from {self.clips_used}/{self.clips_found} clips; "
             f"{self.duration_s:.2f}s = {self.frames} frames at {self.fps} fps",
             f"time: {stages} (analysis cache hits: {self.cache_hits})",
+            self.director.line(),
         ]
+        lines += [f"variant: {v}" for v in self.variants]
         lines += [f"skipped: {s}" for s in self.skipped]
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
@@ -208,29 +213,20 @@ def run(settings: Settings, progress: bool = True) -> RunSummary:
         clips, hits, failed = analyze_clips(media, settings.cache_dir, workers, progress)
     skipped += failed
     with stages("direct"):
-        plan: EditPlan = direct_offline(settings.style, music, settings.duration)
+        directed = direct(settings, music, clips)
     fps = choose_fps(settings, media)
-    with stages("cut"):
-        cuts: CutList = cut(music, clips, plan, fps, plan.target_duration_s or target, settings.seed)
     w, h = settings.output_size()
     render_settings = RenderSettings(width=w, height=h, fps_num=fps.numerator, fps_den=fps.denominator,
                                      fit=settings.fit, keep_clip_audio=settings.keep_clip_audio,
                                      crf=settings.crf, preset=settings.preset)
-    with stages("timeline"):
-        timeline = build_timeline("Montage AI", cuts, {str(m.path): m for m in media}, music, music_info,
-                                  plan, render_settings, extra_metadata={"seed": settings.seed})
-        otio_path = out / "montage.otio"
-        write_atomic(otio_path, otio.adapters.write_to_string(timeline, "otio_json"))
-        plan_path = out / "plan.json"
-        write_atomic(plan_path, json.dumps({
-            "plan": plan.model_dump(mode="json"),
-            "analysis": analysis_summary(music, clips),
-            "segments": [s.model_dump(mode="json") for s in cuts.segments],
-            "warnings": cuts.warnings,
-        }, indent=2))
-    with stages("render"):
-        spec = read_timeline(otio.adapters.read_from_file(str(otio_path)), base_dir=out)
-        render(spec, out / "montage.mp4", settings.cache_dir / "render", workers=workers, progress=progress)
+    context = _MontageContext(settings=settings, music=music, music_info=music_info, media=media, clips=clips,
+                              fps=fps, render=render_settings, target_s=target, record=directed.record,
+                              workers=workers)
+    outputs = []
+    for k, plan in enumerate(directed.plans):
+        folder = out if k == 0 else out / f"variant-{k + 1}"
+        outputs.append(_make_montage(context, plan, folder, stages, progress, suffix="" if k == 0 else f" v{k + 1}"))
+    cuts, otio_path, plan_path = outputs[0]
     return RunSummary(
         out_dir=out, video=out / "montage.mp4", timeline=otio_path, plan=plan_path,
         tempo_bpm=music.tempo_bpm,
@@ -238,7 +234,48 @@ def run(settings: Settings, progress: bool = True) -> RunSummary:
         cuts=len(cuts.segments), clips_used=len({s.source for s in cuts.segments}), clips_found=len(media) + len(skipped),
         skipped=skipped, duration_s=cuts.total_frames / float(fps), frames=cuts.total_frames,
         fps=str(fps), stages_s=stages.seconds, cache_hits=hits, warnings=cuts.warnings,
+        director=directed.record, variants=[o[1].parent / "montage.mp4" for o in outputs[1:]],
     )
+
+
+@dataclass
+class _MontageContext:
+    settings: Settings
+    music: MusicAnalysis
+    music_info: MediaInfo
+    media: list[MediaInfo]
+    clips: list[ClipAnalysis]
+    fps: Fraction
+    render: RenderSettings
+    target_s: float
+    record: DirectorRecord
+    workers: int
+
+
+def _make_montage(c: _MontageContext, plan: EditPlan, out: Path, stages: _Stages, progress: bool,
+                  suffix: str = "") -> tuple[CutList, Path, Path]:
+    """One plan -> cut -> montage.otio + plan.json -> montage.mp4 in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    with stages("cut" + suffix):
+        cuts = cut(c.music, c.clips, plan, c.fps, plan.target_duration_s or c.target_s, c.settings.seed)
+    with stages("timeline" + suffix):
+        record = c.record.model_dump(mode="json")
+        timeline = build_timeline("Montage AI", cuts, {str(m.path): m for m in c.media}, c.music, c.music_info,
+                                  plan, c.render, extra_metadata={"seed": c.settings.seed, "director_record": record})
+        otio_path = out / "montage.otio"
+        write_atomic(otio_path, otio.adapters.write_to_string(timeline, "otio_json"))
+        plan_path = out / "plan.json"
+        write_atomic(plan_path, json.dumps({
+            "plan": plan.model_dump(mode="json"),
+            "director": record,
+            "analysis": analysis_summary(c.music, c.clips),
+            "segments": [s.model_dump(mode="json") for s in cuts.segments],
+            "warnings": cuts.warnings,
+        }, indent=2))
+    with stages("render" + suffix):
+        spec = read_timeline(otio.adapters.read_from_file(str(otio_path)), base_dir=out)
+        render(spec, out / "montage.mp4", c.settings.cache_dir / "render", workers=c.workers, progress=progress)
+    return cuts, otio_path, plan_path
 
 
 def render_timeline_file(path: Path, out: Path, settings: Settings, search: list[Path],
