@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import os
+import shutil
 from pathlib import Path
 
 import requests
@@ -46,9 +47,16 @@ def report(s: Settings) -> str:
     lines.append(f"cache      {s.cache_dir} ({_dir_size(s.cache_dir)})")
     lines.append(f"numba      NUMBA_CACHE_DIR={os.environ.get('NUMBA_CACHE_DIR', '(unset: first analysis compiles for ~1 min)')}")
     lines.append(f"resources  MEMORY_LIMIT_GB={s.memory_limit_gb} MAX_PARALLEL_JOBS={s.max_parallel_jobs} -> {s.worker_count()} workers")
-    cgpu = f"http://{s.cgpu_host}:{s.cgpu_port}/health"
-    lines.append(f"director   offline styles: always available")
-    lines.append(f"director   cgpu serve {'enabled' if s.cgpu_enabled else 'disabled'} at {cgpu}: {_reachable(cgpu) if s.cgpu_enabled else 'not checked'}")
+    from .remote.cgpu_serve import health
+
+    ok, why = health(s.cgpu_host, s.cgpu_port)
+    state = "healthy" if ok else why
+    lines.append("director   offline styles: always available")
+    lines.append(f"director   cgpu serve ({'enabled' if s.cgpu_enabled else 'disabled: --cgpu or CGPU_ENABLED=1'}) "
+                 f"at {s.cgpu_host}:{s.cgpu_port}, model {s.cgpu_model}: {state}"
+                 + ("" if ok else "; start it with ./montage-ai.sh cgpu-start"))
+    lines.append(f"cgpu       cli {shutil.which('cgpu') or 'not installed (npm install -g cgpu, Node 18+)'}; "
+                 f"gemini cli {shutil.which('gemini') or 'not installed (npm install -g @google/gemini-cli)'}")
     lines.append(f"director   ollama {'at ' + s.ollama_host + ': ' + _reachable(s.ollama_host.rstrip('/') + '/api/tags') if s.ollama_host else 'disabled (OLLAMA_HOST empty)'}")
     lines.append(f"director   openai-compatible {'at ' + s.openai_base_url if s.openai_base_url else 'disabled (OPENAI_BASE_URL empty)'}")
     lines.append(f"upscale    cloud GPU {'enabled' if s.cgpu_gpu_enabled else 'disabled'} (CGPU_TIMEOUT={s.cgpu_timeout:.0f}s)")

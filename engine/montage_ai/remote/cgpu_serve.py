@@ -18,7 +18,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -33,10 +32,11 @@ LOG_NAME = "serve.log"
 META_NAME = "serve.json"
 TERM_GRACE_S = 5.0  # cgpu serve closes its listener on SIGTERM; give it this long before SIGKILL
 _POLL_S = 0.2
+LOG_ROTATE_BYTES = 5 * 1024 * 1024
 
 # Popen objects of servers started by this Python process: kept so they can be reaped (no zombies,
 # no "subprocess still running" ResourceWarning) when stop() ends them.
-_CHILDREN: dict[int, subprocess.Popen] = {}
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 class ServeStatus(BaseModel):
@@ -115,21 +115,17 @@ def _clear_state(settings: Settings) -> None:
 
 
 def _alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie (reaping our own children on the way)."""
+    """True while the process exists and is not a zombie.
+
+    Only servers we hold a Popen for are reaped here: a blind waitpid could steal the exit status
+    of another subprocess of this Python process (an ffmpeg run) whose pid a stale file names.
+    """
     child = _CHILDREN.get(pid)
     if child is not None:
         if child.poll() is not None:
             _CHILDREN.pop(pid, None)
             return False
         return True
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)  # our child from an earlier Popen we no longer hold
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
-    except OSError:
-        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -241,11 +237,12 @@ def _port_problem(host: str, port: int) -> str | None:
     return None
 
 
-def _kill_group(pid: int, grace_s: float = TERM_GRACE_S) -> bool:
+def _kill_group(pid: int, grace_s: float | None = None) -> bool:
     """SIGTERM the server's process group (cgpu may have a gemini child), SIGKILL if it lingers.
 
     Returns True when the process is gone.
     """
+    grace = TERM_GRACE_S if grace_s is None else grace_s
 
     def signal_group(sig: int) -> None:
         try:
@@ -271,7 +268,7 @@ def _kill_group(pid: int, grace_s: float = TERM_GRACE_S) -> bool:
         _reap(pid)
         return True
     signal_group(signal.SIGTERM)
-    gone = wait_gone(grace_s)
+    gone = wait_gone(grace)
     signal_group(signal.SIGKILL)  # also ends any gemini child left in the group
     if not gone:
         gone = wait_gone(3.0)
@@ -428,6 +425,11 @@ def start(settings: Settings, wait_s: float = 30.0) -> ServeStatus:
     state = _state_dir(settings)
     state.mkdir(parents=True, exist_ok=True)
     log_path = _log_path(settings)
+    try:  # keep one old log; the server runs for days and logs every failed Gemini call
+        if log_path.stat().st_size > LOG_ROTATE_BYTES:
+            log_path.replace(log_path.with_name(LOG_NAME + ".1"))
+    except OSError:
+        pass
     cmd = [cgpu, "serve", "--host", host, "--port", str(port), "--default-model", model]
     with open(log_path, "ab") as log:
         log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(cmd)}\n".encode())
@@ -445,19 +447,28 @@ def start(settings: Settings, wait_s: float = 30.0) -> ServeStatus:
         json.dumps({"pid": proc.pid, "host": host, "port": port, "model": model, "started": time.time()})
     )
 
+    try:
+        return _wait_healthy(settings, proc, host, port, model, wait_s)
+    except BaseException:
+        # Failed, or interrupted (Ctrl-C): leave no half-started server and no stale pid file.
+        _kill_group(proc.pid, grace_s=2.0)
+        _clear_state(settings)
+        raise
+
+
+def _wait_healthy(
+    settings: Settings, proc: subprocess.Popen[bytes], host: str, port: int, model: str, wait_s: float
+) -> ServeStatus:
+    """Poll /health until it answers; raise with the log's last lines if it never does."""
+    log_path = _log_path(settings)
     url = _base_url(host, port)
     deadline = time.monotonic() + max(0.0, wait_s)
     reason = "not polled"
     while True:
         if proc.poll() is not None:
-            code = proc.returncode
-            _CHILDREN.pop(proc.pid, None)
-            _kill_group(proc.pid, grace_s=0.5)
-            _clear_state(settings)
-            tail = _log_tail(log_path)
             raise MontageError(
-                f"cgpu serve exited with code {code} before answering on {url}/health; see {log_path}"
-                + (f": {tail}" if tail else "")
+                f"cgpu serve exited with code {proc.returncode} before answering on {url}/health; "
+                f"see {log_path}" + _tail_suffix(log_path)
             )
         remaining = deadline - time.monotonic()
         ok, reason = health(host, port, timeout_s=max(0.2, min(1.0, remaining)))
@@ -469,14 +480,16 @@ def start(settings: Settings, wait_s: float = 30.0) -> ServeStatus:
         if time.monotonic() >= deadline:
             break
         time.sleep(min(_POLL_S, max(0.0, deadline - time.monotonic())))
-
-    _kill_group(proc.pid, grace_s=2.0)
-    _clear_state(settings)
-    tail = _log_tail(log_path)
     raise MontageError(
-        f"the server did not answer on {url}/health within {wait_s:g} s ({reason}); see {log_path}"
-        + (f": {tail}" if tail else "")
+        f"the server did not answer on {url}/health within {wait_s:g} s; see {log_path} (last try: {reason})"
+        + _tail_suffix(log_path)
     )
+
+
+def _tail_suffix(log_path: Path) -> str:
+    """The log's last lines, so the one-line error carries the server's own words."""
+    tail = _log_tail(log_path)
+    return f": {tail}" if tail else ""
 
 
 def stop(settings: Settings) -> ServeStatus:
@@ -512,4 +525,3 @@ __all__ = ["ServeStatus", "health", "start", "status", "stop"]
 
 if __name__ == "__main__":  # pragma: no cover - manual check: python -m montage_ai.remote.cgpu_serve
     print(status(Settings()).model_dump_json(indent=2))
-    sys.exit(0)
