@@ -82,6 +82,9 @@ def test_good_plan_through_cgpu_serve(media, tmp_path):
     assert "/" not in json.dumps(json.loads(body["input"])["analysis"]).replace("\\/", "")  # no paths sent
     plan = _plan_json(s)
     assert plan["plan"]["style"] == "fast" and plan["director"]["raw_replies"] == [FAST]
+    meta = json.loads(s.timeline.read_text())["metadata"]["montage_ai"]
+    assert meta["director_record"]["brief"].startswith("energetic") and meta["director_record"]["raw_replies"] == [FAST]
+    assert meta["plan"]["style"] == "fast" and meta["director_record"]["backend"] == "cgpu"
     assert "llm" in s.text() and "cgpu" in s.text()
 
 

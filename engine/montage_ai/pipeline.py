@@ -261,7 +261,8 @@ def _make_montage(c: _MontageContext, plan: EditPlan, out: Path, stages: _Stages
     with stages("timeline" + suffix):
         record = c.record.model_dump(mode="json")
         timeline = build_timeline("Montage AI", cuts, {str(m.path): m for m in c.media}, c.music, c.music_info,
-                                  plan, c.render, extra_metadata={"seed": c.settings.seed, "director_record": record})
+                                  plan, c.render, extra_metadata={"seed": c.settings.seed, "director_record": record,
+                                                                "plan": plan.model_dump(mode="json")})
         otio_path = out / "montage.otio"
         write_atomic(otio_path, otio.adapters.write_to_string(timeline, "otio_json"))
         plan_path = out / "plan.json"
