@@ -42,6 +42,14 @@ setup() {
 }
 
 cmd="${1:-help}"
+# --docker (or MONTAGE_DOCKER=1): run the engine in the container, host paths mapped to volumes.
+# cgpu-start/stop/status always stay on the host, where the Gemini login lives.
+want_docker="${MONTAGE_DOCKER:-0}"
+for a in "$@"; do [ "$a" = "--docker" ] && want_docker=1; done
+case "$cmd" in cgpu-*|test|setup|help|-h|--help) want_docker=0 ;; esac
+if [ "$want_docker" = "1" ]; then
+  exec "$(find_python)" "$ROOT/engine/montage_ai/deploy/docker_run.py" "$@"
+fi
 case "$cmd" in
   help|-h|--help)
     sed -n '2,6p' "$0"; exit 0 ;;

@@ -11,10 +11,8 @@ The run uses a fresh analysis and render cache, so every stage does its full wor
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from montage_ai.demo.synth_audio import make_drum_track
 from montage_ai.demo.synth_video import ShotSpec, distinct_colors, make_clip
 from montage_ai.media.probe import probe
 from montage_ai.pipeline import run
+from montage_ai.resources import PeakMemory
 from montage_ai.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,52 +51,6 @@ def build_corpus(folder: Path, quick: bool) -> tuple[Path, Path, float, int]:
         if not link.exists():
             link.symlink_to(p)
     return sub, music, media_s, frames
-
-
-def tree_rss_bytes(root_pid: int) -> int:
-    """Resident memory of a process and all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    page = os.sysconf("SC_PAGE_SIZE")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{entry}/statm") as f:
-                rss[int(entry)] = int(f.read().split()[1]) * page
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    total, todo = 0, [root_pid]
-    while todo:
-        pid = todo.pop()
-        total += rss.get(pid, 0)
-        todo += children.get(pid, [])
-    return total
-
-
-class PeakMemory:
-    """Samples the engine's process tree every 50 ms: the figure MEMORY_LIMIT_GB is about."""
-
-    def __init__(self) -> None:
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, tree_rss_bytes(os.getpid()))
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> "PeakMemory":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def main() -> None:

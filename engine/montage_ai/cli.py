@@ -18,7 +18,7 @@ from .settings import Settings
 
 # flag name -> Settings field; only flags the user actually gave override env/.env/defaults
 _RUN_FLAGS = ["clips", "music", "out", "style", "duration", "music_start", "aspect", "resolution", "fps",
-              "fit", "seed", "keep_clip_audio", "crf", "preset", "prompt", "cgpu_enabled", "variants"]
+              "fit", "seed", "keep_clip_audio", "crf", "preset", "prompt", "cgpu_enabled", "variants", "export"]
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -40,6 +40,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cgpu", dest="cgpu_enabled", action="store_true", default=S,
                    help="ask Gemini through `cgpu serve` (CGPU_HOST:CGPU_PORT) for the edit plan")
     p.add_argument("--variants", type=int, default=S, help="ask the LLM for N plans in one request; render each")
+    p.add_argument("--export", default=S, help="also write the timeline for other editors: otio,kdenlive,fcp7,fcpxml,edl")
     p.add_argument("--crf", type=int, default=S, help="x264 quality of the final encode (default 20)")
     p.add_argument("--preset", default=S, help="x264 preset of the final encode (default veryfast)")
 
@@ -93,6 +94,24 @@ def _cmd_render(args: argparse.Namespace) -> int:
     out = args.output or args.timeline.with_suffix(".mp4")
     path = render_timeline_file(args.timeline, out, s, args.search or [], overrides, progress=not args.quiet)
     print(f"rendered {args.timeline} -> {path}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .interchange import export_timeline, read_timeline_file
+
+    fps = None
+    if args.fps:
+        from fractions import Fraction
+
+        fps = float(Fraction(args.fps))
+    timeline = read_timeline_file(args.timeline, rate=fps)
+    out_dir = args.out_dir or args.timeline.resolve().parent
+    formats = [f.strip() for f in args.to.split(",") if f.strip()]
+    for result in export_timeline(timeline, out_dir, basename=args.timeline.stem, formats=formats):
+        print(f"{result.format}: {', '.join(str(p) for p in result.paths)}")
+        for note in result.notes:
+            print(f"  note: {note}")
     return 0
 
 
@@ -161,11 +180,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_flags(p)
     p.set_defaults(func=_cmd_render)
 
+    p = sub.add_parser("export", help="write a timeline for other editors (Kdenlive, Premiere/Resolve, Final Cut, EDL)")
+    p.add_argument("timeline", type=Path, help="a montage.otio (or any format the adapters read)")
+    p.add_argument("--to", required=True, help="comma list of: otio,kdenlive,fcp7,fcpxml,edl")
+    p.add_argument("--out-dir", type=Path, help="folder for the exports (default: beside the timeline)")
+    p.add_argument("--fps", help="frame rate for reading an EDL (EDLs do not store it)")
+    p.set_defaults(func=_cmd_export)
+
     p = sub.add_parser("demo", help="make demo media and render a montage from it")
     p.add_argument("--work", help="folder for demo media and output (default ./demo)")
     p.add_argument("--synthetic", action="store_true", help="use synthetic media even when ../shared/media exists")
     p.add_argument("--style", default="dynamic")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("env-example", help="print the .env.example generated from the settings model")
+    p.add_argument("path", nargs="?", help="write it to this file instead")
+    p.set_defaults(func=lambda a: __import__("montage_ai.deploy.env_example", fromlist=["main"]).main(
+        [a.path] if a.path else []))
 
     p = sub.add_parser("styles", help="list the style presets")
     p.set_defaults(func=_cmd_styles)

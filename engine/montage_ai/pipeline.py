@@ -62,6 +62,7 @@ class RunSummary(BaseModel):
     warnings: list[str]
     director: DirectorRecord
     variants: list[Path] = []
+    exports: list[str] = []
 
     def text(self) -> str:
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.stages_s.items())
@@ -75,6 +76,7 @@ class RunSummary(BaseModel):
             self.director.line(),
         ]
         lines += [f"variant: {v}" for v in self.variants]
+        lines += [f"export {e}" for e in self.exports]
         lines += [f"skipped: {s}" for s in self.skipped]
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
@@ -227,6 +229,17 @@ def run(settings: Settings, progress: bool = True) -> RunSummary:
         folder = out if k == 0 else out / f"variant-{k + 1}"
         outputs.append(_make_montage(context, plan, folder, stages, progress, suffix="" if k == 0 else f" v{k + 1}"))
     cuts, otio_path, plan_path = outputs[0]
+    exports: list[str] = []
+    if settings.export:
+        from .interchange import export_timeline
+
+        formats = [f.strip() for f in settings.export.split(",") if f.strip() and f.strip() != "otio"]
+        with stages("export"):
+            for k, (_, path, _) in enumerate(outputs):
+                timeline = otio.adapters.read_from_file(str(path))
+                for result in export_timeline(timeline, path.parent, basename="montage", formats=formats):
+                    exports += [f"{result.format}: {p}" for p in result.paths]
+                    exports += [f"{result.format} note: {n}" for n in result.notes]
     return RunSummary(
         out_dir=out, video=out / "montage.mp4", timeline=otio_path, plan=plan_path,
         tempo_bpm=music.tempo_bpm,
@@ -234,7 +247,7 @@ def run(settings: Settings, progress: bool = True) -> RunSummary:
         cuts=len(cuts.segments), clips_used=len({s.source for s in cuts.segments}), clips_found=len(media) + len(skipped),
         skipped=skipped, duration_s=cuts.total_frames / float(fps), frames=cuts.total_frames,
         fps=str(fps), stages_s=stages.seconds, cache_hits=hits, warnings=cuts.warnings,
-        director=directed.record, variants=[o[1].parent / "montage.mp4" for o in outputs[1:]],
+        director=directed.record, variants=[o[1].parent / "montage.mp4" for o in outputs[1:]], exports=exports,
     )
 
 
@@ -275,7 +288,8 @@ def _make_montage(c: _MontageContext, plan: EditPlan, out: Path, stages: _Stages
         }, indent=2))
     with stages("render" + suffix):
         spec = read_timeline(otio.adapters.read_from_file(str(otio_path)), base_dir=out)
-        render(spec, out / "montage.mp4", c.settings.cache_dir / "render", workers=c.workers, progress=progress)
+        render(spec, out / "montage.mp4", c.settings.cache_dir / "render", workers=c.workers, progress=progress,
+               encoder_threads=c.settings.encoder_threads())
     return cuts, otio_path, plan_path
 
 
@@ -284,13 +298,12 @@ def render_timeline_file(path: Path, out: Path, settings: Settings, search: list
     """Re-render a timeline file (any format OTIO has an adapter for) exactly as edited."""
     if not path.is_file():
         raise MontageError(f"{path}: timeline file not found")
-    try:
-        timeline = otio.adapters.read_from_file(str(path))
-    except Exception as exc:
-        raise MontageError(f"{path}: cannot read timeline ({exc.__class__.__name__}: {exc})") from exc
-    if not isinstance(timeline, otio.schema.Timeline):
-        raise MontageError(f"{path}: not a single timeline")
+    from .interchange import read_timeline_file
+
+    rate = float(Fraction(settings.fps)) if settings.fps else None
+    timeline = read_timeline_file(path, rate=rate)
     spec = read_timeline(timeline, base_dir=path.resolve().parent, search_dirs=search, overrides=overrides)
     check_output_dir(out.resolve().parent)
-    render(spec, out.resolve(), settings.cache_dir / "render", workers=settings.worker_count(), progress=progress)
+    render(spec, out.resolve(), settings.cache_dir / "render", workers=settings.worker_count(), progress=progress,
+           encoder_threads=settings.encoder_threads())
     return out.resolve()

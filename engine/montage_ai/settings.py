@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     seed: int = Field(0, validation_alias=_env("MONTAGE_SEED"), description="Seed for deterministic shot choice")
     prompt: str = Field("", validation_alias=_env("MONTAGE_PROMPT"), max_length=4000, description="Plain-language brief for the Creative Director")
     variants: int = Field(1, validation_alias=_env("MONTAGE_VARIANTS"), ge=1, le=5, description="Plans asked for in one LLM request; each is rendered")
+    export: str = Field("", validation_alias=_env("MONTAGE_EXPORT"), description="Also write the timeline for other editors: otio,kdenlive,fcp7,fcpxml,edl")
     keep_clip_audio: bool = Field(False, validation_alias=_env("MONTAGE_KEEP_CLIP_AUDIO"), description="Mix the clips' own sound under the music")
     crf: int = Field(20, validation_alias=_env("MONTAGE_CRF"), ge=0, le=51, description="x264 quality of the single final encode")
     preset: str = Field("veryfast", validation_alias=_env("MONTAGE_X264_PRESET"), description="x264 speed preset of the final encode")
@@ -81,7 +82,15 @@ class Settings(BaseSettings):
             w, h = short, short * b / a
         return int(round(w / 2)) * 2, int(round(h / 2)) * 2
 
-    def worker_count(self) -> int:
-        """Parallel ffmpeg jobs: MAX_PARALLEL_JOBS, capped by MEMORY_LIMIT_GB at ~0.5 GB a job."""
-        by_memory = max(1, int(self.memory_limit_gb / 0.5))
+    def worker_count(self, pixels: int | None = None) -> int:
+        """Parallel ffmpeg/analysis jobs: MAX_PARALLEL_JOBS, capped by the cores and by
+        MEMORY_LIMIT_GB at an estimated 0.3 GB per job at 1080p (more for bigger frames)."""
+        w, h = self.output_size()
+        scale = (pixels or w * h) / (1920 * 1080)
+        per_job_gb = 0.15 + 0.15 * max(scale, 0.25)
+        by_memory = max(1, int(self.memory_limit_gb / per_job_gb))
         return max(1, min(self.max_parallel_jobs, by_memory, os.cpu_count() or 1))
+
+    def encoder_threads(self) -> int:
+        """Threads for the one final encode: x264's frame buffers grow with its threads."""
+        return max(1, min(os.cpu_count() or 1, int(self.memory_limit_gb * 2)))

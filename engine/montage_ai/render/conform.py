@@ -163,15 +163,17 @@ def _final_args(spec: RenderSpec, concat_list: Path, out: Path, threads: int) ->
     args += ["-filter_complex", ";".join(fc), "-map", "[v]"]
     if mix:
         args += ["-map", "[a]", "-c:a", "aac", "-b:a", "192k", "-ar", str(SAMPLE_RATE)]
-    args += ["-c:v", "libx264", "-crf", str(s.crf), "-preset", s.preset, "-pix_fmt", "yuv420p",
+    args += ["-threads", str(threads), "-c:v", "libx264", "-crf", str(s.crf), "-preset", s.preset, "-pix_fmt", "yuv420p",
              "-r", f"{s.fps_num}/{s.fps_den}", "-frames:v", str(spec.total_frames),
              "-movflags", "+faststart", "-f", "mp4", str(out)]
     return args
 
 
 def render(spec: RenderSpec, out_path: Path, cache_dir: Path, workers: int = 2,
-           progress: bool = True) -> RenderResult:
-    """Render `spec` to `out_path` (written atomically); pieces are cached under `cache_dir`."""
+           progress: bool = True, encoder_threads: int | None = None) -> RenderResult:
+    """Render `spec` to `out_path` (written atomically); pieces are cached under `cache_dir`.
+    `workers` bounds the parallel piece jobs and `encoder_threads` the final encode, which is
+    how MEMORY_LIMIT_GB reaches ffmpeg."""
     s = spec.settings
     cache_dir, out_path = cache_dir.resolve(), out_path.resolve()
     piece_dir = cache_dir / "pieces"
@@ -214,7 +216,7 @@ def render(spec: RenderSpec, out_path: Path, cache_dir: Path, workers: int = 2,
         tmp_out = atomic_target(out_path)
         fbar = tqdm(total=spec.total_frames, desc="encode", unit="frame", disable=not progress, leave=False)
         try:
-            run_ffmpeg(_final_args(spec, concat, tmp_out, cores), what=f"encoding {out_path.name}",
+            run_ffmpeg(_final_args(spec, concat, tmp_out, encoder_threads or cores), what=f"encoding {out_path.name}",
                        on_progress_frame=lambda n: fbar.update(max(0, n - fbar.n)))
             os.replace(tmp_out, out_path)
         finally:

@@ -1,0 +1,112 @@
+"""Deployment: the compose file, .env.example and the settings model agree both ways; the
+docker command line maps host paths; MEMORY_LIMIT_GB holds on the demo."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from montage_ai.deploy.docker_run import docker_argv
+from montage_ai.deploy.env_example import env_names, render_env_example
+from montage_ai.resources import PeakMemory
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCUMENTED = {"CGPU_ENABLED", "CGPU_HOST", "CGPU_PORT", "CGPU_GPU_ENABLED", "CGPU_TIMEOUT", "MEMORY_LIMIT_GB",
+              "MAX_PARALLEL_JOBS", "OLLAMA_HOST"}
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_env_example_is_generated_from_the_settings_model():
+    assert (ROOT / ".env.example").read_text() == render_env_example(), "run: montage-ai env-example .env.example"
+
+
+def test_env_example_lists_exactly_what_the_engine_reads():
+    listed = set(re.findall(r"^# ([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert listed == set(env_names())
+
+
+def test_compose_variables_are_settings_and_the_documented_ones_are_there():
+    service = _compose()["services"]["montage-ai"]
+    env = service["environment"]
+    assert set(env) <= set(env_names())
+    assert DOCUMENTED <= set(env)
+    assert env["CGPU_HOST"] == "${CGPU_HOST:-host.docker.internal}"
+    assert "host.docker.internal:host-gateway" in service["extra_hosts"]
+    assert service["mem_limit"] == "${MEMORY_LIMIT_GB:-8}g"
+    # every ${VAR} used anywhere in the file is a setting (or HOME for the cgpu login mount)
+    used = set(re.findall(r"\$\{([A-Z_]+)", (ROOT / "docker-compose.yml").read_text()))
+    assert used - {"HOME"} <= set(env_names())
+
+
+def test_compose_file_with_docker_compose_when_available():
+    if shutil.which("docker") is None or subprocess.run(["docker", "compose", "version"], capture_output=True).returncode:
+        pytest.skip("`docker compose` is not available here: the compose file was checked by parsing it only")
+    proc = subprocess.run(["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_dockerfile_shape():
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.1[1-9]-slim", text, re.M)
+    assert "ffmpeg" in text and "libomp5" in text and "npm install -g cgpu" in text
+    assert re.search(r"^USER montage", text, re.M)
+    assert re.search(r'^VOLUME \["/data/input", "/data/music", "/data/output", "/data/cache"\]', text, re.M)
+    assert 'ENTRYPOINT ["montage-ai"]' in text
+
+
+def test_docker_argv_maps_host_paths_to_volumes(tmp_path):
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "songs").mkdir()
+    (tmp_path / ".env").write_text("MEMORY_LIMIT_GB=6\nCGPU_ENABLED=1\n")
+    home = tmp_path / "home"
+    (home / ".config" / "cgpu").mkdir(parents=True)
+    argv = docker_argv(["run", "--clips", "clips", "--music", "songs/a b.mp3", "--style", "fast"],
+                       {"MAX_PARALLEL_JOBS": "1", "MEMORY_LIMIT_GB": "4"}, tmp_path, home, 1000, 1000)
+    joined = " ".join(argv)
+    assert f"{tmp_path / 'clips'}:/data/input:ro" in argv
+    assert f"{tmp_path / 'songs'}:/data/music:ro" in argv
+    assert f"{tmp_path / 'output'}:/data/output" in argv
+    assert f"{home / '.config' / 'cgpu'}:/home/montage/.config/cgpu" in argv
+    assert argv[argv.index("--memory") + 1] == "4g"          # environment beats .env
+    assert "CGPU_ENABLED=1" in argv and "MAX_PARALLEL_JOBS=1" in argv
+    assert "CGPU_HOST=host.docker.internal" in argv          # the host's cgpu serve
+    tail = argv[argv.index("montage-ai:latest") + 1:]
+    assert tail == ["run", "--style", "fast", "--clips", "/data/input", "--music", "/data/music/a b.mp3",
+                    "--out", "/data/output"]
+    assert "--user 1000:1000" in joined
+
+
+def test_launcher_hands_docker_runs_to_docker(tmp_path):
+    env = {**os.environ, "MONTAGE_DOCKER_DRY_RUN": "1", "MONTAGE_DOCKER": "1"}
+    if shutil.which("docker") is None:
+        pytest.skip("no docker client on PATH")
+    out = subprocess.run([str(ROOT / "montage-ai.sh"), "run", "--clips", "c", "--music", "m.ogg"], cwd=tmp_path,
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("docker run ") and "/data/music/m.ogg" in out.stdout
+
+
+@pytest.mark.slow
+def test_demo_stays_under_memory_limit(tmp_path):
+    from montage_ai.demo.media import build_demo_media
+    from montage_ai.pipeline import run
+    from montage_ai.settings import Settings
+
+    demo = build_demo_media(tmp_path / "media")
+    s = Settings(clips=demo.clips, music=demo.music, out=tmp_path / "out", cache_dir=tmp_path / "cache",
+                 duration=demo.duration_s, resolution="720p", memory_limit_gb=2, max_parallel_jobs=1)
+    with PeakMemory() as mem:
+        run(s, progress=False)
+    print(f"peak memory under MEMORY_LIMIT_GB=2: {mem.peak / 2**20:.0f} MB")
+    assert mem.peak < 2 * 2**30
