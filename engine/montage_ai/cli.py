@@ -106,9 +106,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
         fps = float(Fraction(args.fps))
     timeline = read_timeline_file(args.timeline, rate=fps)
-    out_dir = args.out_dir or args.timeline.resolve().parent
+    out_dir = (args.out_dir or args.timeline.parent).resolve()
     formats = [f.strip() for f in args.to.split(",") if f.strip()]
-    for result in export_timeline(timeline, out_dir, basename=args.timeline.stem, formats=formats):
+    basename = args.timeline.stem
+    if out_dir == args.timeline.resolve().parent and "otio" in formats and args.timeline.suffix == ".otio":
+        basename += ".export"  # never overwrite the timeline being exported
+    for result in export_timeline(timeline, out_dir, basename=basename, formats=formats):
         print(f"{result.format}: {', '.join(str(p) for p in result.paths)}")
         for note in result.notes:
             print(f"  note: {note}")

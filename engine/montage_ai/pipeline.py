@@ -300,8 +300,13 @@ def render_timeline_file(path: Path, out: Path, settings: Settings, search: list
         raise MontageError(f"{path}: timeline file not found")
     from .interchange import read_timeline_file
 
-    rate = float(Fraction(settings.fps)) if settings.fps else None
-    timeline = read_timeline_file(path, rate=rate)
+    try:
+        timeline = read_timeline_file(path)
+    except MontageError:
+        if not settings.fps:
+            raise
+        # an EDL without its sidecar stores no rate: then --fps is the rate it was cut at
+        timeline = read_timeline_file(path, rate=float(Fraction(settings.fps)))
     spec = read_timeline(timeline, base_dir=path.resolve().parent, search_dirs=search, overrides=overrides)
     check_output_dir(out.resolve().parent)
     render(spec, out.resolve(), settings.cache_dir / "render", workers=settings.worker_count(), progress=progress,
