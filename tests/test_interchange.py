@@ -38,7 +38,7 @@ from montage_otio import lowering
 RT = otio.opentime.RationalTime
 TR = otio.opentime.TimeRange
 
-RATES = {"25": Fraction(25), "24": Fraction(24), "ntsc": Fraction(30000, 1001)}
+RATES = {"25": Fraction(25), "24": Fraction(24), "30": Fraction(30), "ntsc": Fraction(30000, 1001)}
 #: file names that need escaping in XML and URLs, and two sharing their first 8 characters
 NAMES = ["sunset_beach_morning.mp4", "sunset_beach_evening.mp4", "Tom & Jerry's <best> \"cut\".mp4",
          "café été 日本 clip.mp4", "clip04.mp4", "clip05.mp4"]
@@ -188,6 +188,31 @@ def test_ntsc_is_written_as_ntsc(tmp_path):
     sidecar = json.loads(res["edl"].paths[-1].read_text())
     assert res["edl"].paths[-1].name == "cut.edl.json"
     assert (sidecar["fps_num"], sidecar["fps_den"]) == (30000, 1001)
+
+
+@pytest.mark.parametrize("rate", list(RATES), ids=list(RATES))
+def test_xml_formats_carry_rate_ntsc_and_durations(tmp_path, rate):
+    fps = RATES[rate]
+    tl = _build(tmp_path, fps)
+    total = int(tl.duration().value)
+    res = {r.format: r for r in export_timeline(tl, tmp_path / "out", "cut", formats=["fcp7", "fcpxml"])}
+    fcp7 = ET.parse(res["fcp7"].paths[0]).getroot()
+    ntsc = "TRUE" if fps.denominator == 1001 else "FALSE"
+    assert {(r.findtext("timebase"), r.findtext("ntsc")) for r in fcp7.iter("rate")} == {(str(round(fps)), ntsc)}
+    assert int(fcp7.find(".//sequence/duration").text) == total
+    durations = {f.get("id"): int(f.findtext("duration")) for f in fcp7.iter("file") if f.findtext("duration")}
+    assert durations and all(d > 0 for d in durations.values())
+    for item in fcp7.iter("clipitem"):   # real source durations: every out-point lies inside its file
+        f = item.find("file")
+        if f is not None and item.findtext("out") and f.get("id") in durations:
+            assert 0 <= int(item.findtext("in")) < int(item.findtext("out")) <= durations[f.get("id")]
+    fcpx = ET.parse(res["fcpxml"].paths[0]).getroot()
+    [frame] = {f.get("frameDuration") for f in fcpx.iter("format")}
+    num, den = frame.rstrip("s").split("/")
+    assert Fraction(int(num), int(den)) == 1 / fps
+    seq_dur = fcpx.find(".//sequence").get("duration").rstrip("s").split("/")
+    seq_frames = Fraction(int(seq_dur[0]), int(seq_dur[1]) if len(seq_dur) > 1 else 1) * fps
+    assert seq_frames == total
 
 
 def test_xml_formats_escape_text_and_use_absolute_file_urls(tmp_path):

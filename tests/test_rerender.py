@@ -13,7 +13,7 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
-from media_tools import decode_audio_mono, decode_frames, make_counter_clip, read_counter, video_facts
+from media_tools import decode_audio_mono, decode_frames, make_counter_clip, median_colors, read_counter, video_facts
 from montage_ai.demo.synth_audio import make_drum_track
 from montage_ai.demo.synth_video import ShotSpec, distinct_colors, make_clip
 from montage_ai.pipeline import run
@@ -93,3 +93,48 @@ def test_keep_clip_audio_mixes_the_clips_sound_under_the_music(tmp_path):
         return float(spec[band].max() / np.median(spec))
 
     assert tone_level(True) > 5 * tone_level(False)
+
+
+def test_cut_moved_clip_swapped_clip_trimmed_render_at_the_new_frames(tmp_path):
+    colors = distinct_colors(6)
+    clips = tmp_path / "clips"
+    for i in range(6):
+        make_clip(clips / f"solid{i}.mp4", [ShotSpec(duration_s=8, color=colors[i])], width=320, height=180)
+    music = make_drum_track(tmp_path / "drums.wav", bpm=120, duration_s=12).path
+    summary = run(Settings(clips=clips, music=music, out=tmp_path / "out", duration=9.0, style="vlog",
+                           resolution="360p", cache_dir=tmp_path / "cache", seed=2), progress=False)
+    tl = otio.adapters.read_from_file(str(summary.timeline))
+    track = tl.video_tracks()[0]
+    for t in [i for i, item in enumerate(track) if isinstance(item, otio.schema.Transition)][::-1]:
+        del track[t]   # hard cuts only, so every cut is visible as a colour jump
+    items = list(track)
+    assert len(items) >= 5
+    RTm = otio.opentime.RationalTime
+    TRm = otio.opentime.TimeRange
+    five = RTm(5, items[0].source_range.duration.rate)
+    # a cut moved 5 frames later: clip 1 grows, clip 2 starts 5 frames later in its source
+    items[1].source_range = TRm(items[1].source_range.start_time, items[1].source_range.duration + five)
+    items[2].source_range = TRm(items[2].source_range.start_time + five, items[2].source_range.duration - five)
+    # clips 3 and 4 swapped
+    c3, c4 = track[3], track[4]
+    del track[4]
+    del track[3]
+    track.insert(3, c4)
+    track.insert(4, c3)
+    # the last clip trimmed by 3 frames
+    last = track[len(track) - 1]
+    last.source_range = TRm(last.source_range.start_time, last.source_range.duration - RTm(3, five.rate))
+    edited = tmp_path / "edited.otio"
+    otio.adapters.write_to_file(tl, str(edited))
+
+    proc = _cli("render", edited, "-o", tmp_path / "edited.mp4", cache=tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr
+    colors_out = median_colors(tmp_path / "edited.mp4")
+    jumps = [int(i) + 1 for i in np.flatnonzero(np.abs(np.diff(colors_out, axis=0)).max(axis=1) > 60)]
+    starts = [int(c.trimmed_range_in_parent().start_time.value) for c in track.find_clips()]
+    video_end = starts[-1] + int(last.source_range.duration.value)
+    expected = [s for s in starts[1:]] + ([video_end] if video_end < len(colors_out) else [])
+    assert jumps == expected
+    for clip, start in zip(track.find_clips(), starts):
+        want = np.array(colors[int(Path(clip.media_reference.target_url).stem[-1])], float)
+        assert np.abs(colors_out[start + 1] - want).max() < 40
