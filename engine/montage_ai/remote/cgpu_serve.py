@@ -379,8 +379,8 @@ def status(settings: Settings) -> ServeStatus:
         )
     return _status_for(
         settings, host, port, running=False, healthy=False, pid=None,
-        message=f"cgpu serve is not running ({reason}); start it with "
-        f"`cgpu serve --host {host} --port {port} --default-model {settings.cgpu_model}`",
+        message=f"cgpu serve is not running ({reason}); start it with `./montage-ai.sh cgpu-start` "
+        f"(runs `cgpu serve --host {host} --port {port} --default-model {settings.cgpu_model}`)",
     )
 
 
