@@ -18,7 +18,8 @@ from .settings import Settings
 
 # flag name -> Settings field; only flags the user actually gave override env/.env/defaults
 _RUN_FLAGS = ["clips", "music", "out", "style", "duration", "music_start", "aspect", "resolution", "fps",
-              "fit", "seed", "keep_clip_audio", "crf", "preset", "prompt", "cgpu_enabled", "variants", "export"]
+              "fit", "seed", "keep_clip_audio", "crf", "preset", "prompt", "cgpu_enabled", "variants", "export",
+              "upscale", "upscale_model", "upscale_scale", "cgpu_gpu_enabled", "strict_cloud", "preview"]
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -40,6 +41,15 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cgpu", dest="cgpu_enabled", action="store_true", default=S,
                    help="ask Gemini through `cgpu serve` (CGPU_HOST:CGPU_PORT) for the edit plan")
     p.add_argument("--variants", type=int, default=S, help="ask the LLM for N plans in one request; render each")
+    p.add_argument("--upscale", action="store_true", default=S, help="upscale low-resolution sources with Real-ESRGAN")
+    p.add_argument("--upscale-model", dest="upscale_model", choices=["realesr-animevideov3", "realesrgan-x4plus"], default=S)
+    p.add_argument("--upscale-scale", dest="upscale_scale", type=int, choices=[2, 3, 4], default=S)
+    p.add_argument("--cgpu-gpu", dest="cgpu_gpu_enabled", action="store_true", default=S,
+                   help="upscale on a Colab GPU through `cgpu run` (CGPU_GPU_ENABLED)")
+    p.add_argument("--strict-cloud", dest="strict_cloud", action="store_true", default=S,
+                   help="a cloud GPU failure is an error instead of a fallback")
+    p.add_argument("--preview", action="store_true", default=S,
+                   help="fast low-resolution render of the same cut (montage-preview.mp4)")
     p.add_argument("--export", default=S, help="also write the timeline for other editors: otio,kdenlive,fcp7,fcpxml,edl")
     p.add_argument("--crf", type=int, default=S, help="x264 quality of the final encode (default 20)")
     p.add_argument("--preset", default=S, help="x264 preset of the final encode (default veryfast)")
@@ -50,11 +60,21 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(**given)
 
 
+def _progress(args: argparse.Namespace):
+    from .report.progress import Progress
+
+    return Progress.from_flags(quiet=args.quiet, json_lines=args.json)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import run
 
-    summary = run(settings_from(args), progress=not args.quiet)
-    print(summary.text())
+    prog = _progress(args)
+    summary = run(settings_from(args), progress=prog)
+    if args.json:
+        prog.done(summary.model_dump(mode="json"))
+    else:
+        print(summary.text())
     return 0
 
 
@@ -92,7 +112,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     if hasattr(args, "fit"):
         overrides["fit"] = s.fit
     out = args.output or args.timeline.with_suffix(".mp4")
-    path = render_timeline_file(args.timeline, out, s, args.search or [], overrides, progress=not args.quiet)
+    path = render_timeline_file(args.timeline, out, s, args.search or [], overrides, progress=_progress(args))
     print(f"rendered {args.timeline} -> {path}")
     return 0
 
@@ -164,7 +184,9 @@ def _cmd_test(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="montage-ai", description="Beat-cut montages from clips and a song.")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, only the final summary")
+    parser.add_argument("--json", action="store_true",
+                        help="events as JSON lines on stdout (stage_start, progress, stage_end, warning, done, error)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -223,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except MontageError as exc:
+        if args.json:
+            _progress(args).error(str(exc))
         print(f"montage-ai: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

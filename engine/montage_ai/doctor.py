@@ -59,5 +59,7 @@ def report(s: Settings) -> str:
                  f"gemini cli {shutil.which('gemini') or 'not installed (npm install -g @google/gemini-cli)'}")
     lines.append(f"director   ollama {'at ' + s.ollama_host + ': ' + _reachable(s.ollama_host.rstrip('/') + '/api/tags') if s.ollama_host else 'disabled (OLLAMA_HOST empty)'}")
     lines.append(f"director   openai-compatible {'at ' + s.openai_base_url if s.openai_base_url else 'disabled (OPENAI_BASE_URL empty)'}")
-    lines.append(f"upscale    cloud GPU {'enabled' if s.cgpu_gpu_enabled else 'disabled'} (CGPU_TIMEOUT={s.cgpu_timeout:.0f}s)")
+    from .upscale import doctor_line
+
+    lines.append(doctor_line(s.cgpu_gpu_enabled, cgpu_timeout_s=s.cgpu_timeout))
     return "\n".join(lines)

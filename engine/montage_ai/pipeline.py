@@ -13,15 +13,12 @@ import os
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 import opentimelineio as otio
 from pydantic import BaseModel
-from tqdm import tqdm
 
 from .analysis.cache import load_or_analyze
 from .analysis.music import MusicAnalysis, analyze_music
@@ -33,9 +30,12 @@ from .errors import MediaError, MontageError
 from .media.probe import MediaInfo, probe
 from .plan.cutter import CutList, cut
 from .render.conform import render
+from .report.page import make_report
+from .report.preview import PREVIEW_NAME, preview_spec
+from .report.progress import Progress, as_progress
 from .settings import Settings
 from .timeline.build import build_timeline
-from .timeline.model import RenderSettings
+from .timeline.model import RenderSettings, RenderSpec
 from .timeline.read import exact_rate, read_timeline
 
 log = logging.getLogger("montage_ai")
@@ -63,12 +63,14 @@ class RunSummary(BaseModel):
     director: DirectorRecord
     variants: list[Path] = []
     exports: list[str] = []
+    notes: list[str] = []
+    report: Path | None = None
 
     def text(self) -> str:
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.stages_s.items())
         lines = [
             f"montage: {self.video}",
-            f"timeline: {self.timeline}   plan: {self.plan}",
+            f"timeline: {self.timeline}   plan: {self.plan}" + (f"   report: {self.report}" if self.report else ""),
             f"tempo {self.tempo_bpm:.1f} BPM; sections: {' | '.join(self.sections)}",
             f"{self.cuts} segments from {self.clips_used}/{self.clips_found} clips; "
             f"{self.duration_s:.2f}s = {self.frames} frames at {self.fps} fps",
@@ -77,22 +79,10 @@ class RunSummary(BaseModel):
         ]
         lines += [f"variant: {v}" for v in self.variants]
         lines += [f"export {e}" for e in self.exports]
+        lines += self.notes
         lines += [f"skipped: {s}" for s in self.skipped]
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
-
-
-class _Stages:
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = round(time.perf_counter() - t0, 2)
 
 
 def find_clips(folder: Path) -> list[Path]:
@@ -120,11 +110,13 @@ def probe_clips(paths: list[Path]) -> tuple[list[MediaInfo], list[str]]:
     return good, skipped
 
 
-def analyze_clips(media: list[MediaInfo], cache_dir: Path, workers: int, progress: bool) -> tuple[list[ClipAnalysis], int, list[str]]:
+def analyze_clips(media: list[MediaInfo], cache_dir: Path, workers: int,
+                  progress: bool | Progress) -> tuple[list[ClipAnalysis], int, list[str]]:
     """Analyse clips in parallel (decoding releases the GIL); a clip that fails to decode is skipped."""
     results: list[ClipAnalysis | None] = [None] * len(media)
     hits, skipped = 0, []
-    bar = tqdm(total=len(media), desc="analyse clips", unit="clip", disable=not progress, leave=False)
+    prog = as_progress(progress)
+    bar = prog.bar("analyse clips", total=len(media), unit="clip")
 
     def one(i: int) -> tuple[int, ClipAnalysis | None, bool, str | None]:
         try:
@@ -139,6 +131,7 @@ def analyze_clips(media: list[MediaInfo], cache_dir: Path, workers: int, progres
             hits += hit
             if err:
                 log.warning("skipping %s", err)
+                prog.warning(f"skipping {err}")
                 skipped.append(err)
             bar.update(1)
     bar.close()
@@ -190,11 +183,12 @@ def analysis_summary(music: MusicAnalysis | None, clips: list[ClipAnalysis]) -> 
     }
 
 
-def run(settings: Settings, progress: bool = True) -> RunSummary:
+def run(settings: Settings, progress: bool | Progress = True) -> RunSummary:
     if settings.clips is None or settings.music is None:
         raise MontageError("both --clips DIR and --music FILE are needed")
     out = settings.out.resolve()
-    stages = _Stages()
+    prog = as_progress(progress)
+    stages = prog.stage
     check_output_dir(out)
     load_style(settings.style)  # an unknown style fails now, not after the analysis
     music_path = settings.music.resolve()
@@ -212,7 +206,7 @@ def run(settings: Settings, progress: bool = True) -> RunSummary:
                            f"({music.duration_s:.1f}s after the {settings.music_start:.1f}s start)")
     workers = settings.worker_count()
     with stages("clips"):
-        clips, hits, failed = analyze_clips(media, settings.cache_dir, workers, progress)
+        clips, hits, failed = analyze_clips(media, settings.cache_dir, workers, prog)
     skipped += failed
     with stages("direct"):
         directed = direct(settings, music, clips)
@@ -223,11 +217,11 @@ def run(settings: Settings, progress: bool = True) -> RunSummary:
                                      crf=settings.crf, preset=settings.preset)
     context = _MontageContext(settings=settings, music=music, music_info=music_info, media=media, clips=clips,
                               fps=fps, render=render_settings, target_s=target, record=directed.record,
-                              workers=workers)
+                              workers=workers, notes=[])
     outputs = []
     for k, plan in enumerate(directed.plans):
         folder = out if k == 0 else out / f"variant-{k + 1}"
-        outputs.append(_make_montage(context, plan, folder, stages, progress, suffix="" if k == 0 else f" v{k + 1}"))
+        outputs.append(_make_montage(context, plan, folder, prog, suffix="" if k == 0 else f" v{k + 1}"))
     cuts, otio_path, plan_path = outputs[0]
     exports: list[str] = []
     if settings.export:
@@ -240,15 +234,25 @@ def run(settings: Settings, progress: bool = True) -> RunSummary:
                 for result in export_timeline(timeline, path.parent, basename="montage", formats=formats):
                     exports += [f"{result.format}: {p}" for p in result.paths]
                     exports += [f"{result.format} note: {n}" for n in result.notes]
-    return RunSummary(
-        out_dir=out, video=out / "montage.mp4", timeline=otio_path, plan=plan_path,
+    video_name = PREVIEW_NAME if settings.preview else "montage.mp4"
+    summary = RunSummary(
+        out_dir=out, video=out / video_name, timeline=otio_path, plan=plan_path,
         tempo_bpm=music.tempo_bpm,
         sections=[f"{s.label} {s.start_s:.1f}-{s.end_s:.1f}s" for s in music.sections],
         cuts=len(cuts.segments), clips_used=len({s.source for s in cuts.segments}), clips_found=len(media) + len(skipped),
         skipped=skipped, duration_s=cuts.total_frames / float(fps), frames=cuts.total_frames,
-        fps=str(fps), stages_s=stages.seconds, cache_hits=hits, warnings=cuts.warnings,
-        director=directed.record, variants=[o[1].parent / "montage.mp4" for o in outputs[1:]], exports=exports,
+        fps=str(fps), stages_s=dict(prog.stages_s), cache_hits=hits, warnings=cuts.warnings,
+        director=directed.record, variants=[o[1].parent / video_name for o in outputs[1:]], exports=exports,
+        notes=context.notes,
     )
+    with stages("report"):
+        for _, otio_p, plan_p in outputs:
+            make_report(otio_p.parent, otio.adapters.read_from_file(str(otio_p)), json.loads(plan_p.read_text()),
+                        summary.model_dump(mode="json"), music=music, video_name=video_name,
+                        settings=settings.model_dump(mode="json", exclude={"openai_api_key"}))
+    summary.stages_s = dict(prog.stages_s)
+    summary.report = out / "report.html"
+    return summary
 
 
 @dataclass
@@ -263,11 +267,13 @@ class _MontageContext:
     target_s: float
     record: DirectorRecord
     workers: int
+    notes: list[str]
 
 
-def _make_montage(c: _MontageContext, plan: EditPlan, out: Path, stages: _Stages, progress: bool,
+def _make_montage(c: _MontageContext, plan: EditPlan, out: Path, prog: Progress,
                   suffix: str = "") -> tuple[CutList, Path, Path]:
-    """One plan -> cut -> montage.otio + plan.json -> montage.mp4 in `out`."""
+    """One plan -> cut -> montage.otio + plan.json -> montage.mp4 (or the preview) in `out`."""
+    stages = prog.stage
     out.mkdir(parents=True, exist_ok=True)
     with stages("cut" + suffix):
         cuts = cut(c.music, c.clips, plan, c.fps, plan.target_duration_s or c.target_s, c.settings.seed)
@@ -286,15 +292,30 @@ def _make_montage(c: _MontageContext, plan: EditPlan, out: Path, stages: _Stages
             "segments": [s.model_dump(mode="json") for s in cuts.segments],
             "warnings": cuts.warnings,
         }, indent=2))
+    spec = read_timeline(otio.adapters.read_from_file(str(otio_path)), base_dir=out)
+    if c.settings.upscale:
+        with stages("upscale" + suffix):
+            spec = upscale_for(spec, c.settings, c.notes)
+    video_name = "montage.mp4"
+    if c.settings.preview:   # same cut, same frames, low resolution and a fast encode
+        spec, video_name = preview_spec(spec), PREVIEW_NAME
     with stages("render" + suffix):
-        spec = read_timeline(otio.adapters.read_from_file(str(otio_path)), base_dir=out)
-        render(spec, out / "montage.mp4", c.settings.cache_dir / "render", workers=c.workers, progress=progress,
+        render(spec, out / video_name, c.settings.cache_dir / "render", workers=c.workers, progress=prog,
                encoder_threads=c.settings.encoder_threads())
     return cuts, otio_path, plan_path
 
 
+def upscale_for(spec: RenderSpec, settings: Settings, notes: list[str]) -> RenderSpec:
+    """Upscale the source ranges the cut uses (once, cached) and point the spec at them."""
+    from .upscale import upscale_spec
+
+    spec, report = upscale_spec(spec, settings.upscale_options(), settings.cache_dir)
+    notes += report.summary_lines()
+    return spec
+
+
 def render_timeline_file(path: Path, out: Path, settings: Settings, search: list[Path],
-                         overrides: dict[str, object], progress: bool = True) -> Path:
+                         overrides: dict[str, object], progress: bool | Progress = True) -> Path:
     """Re-render a timeline file (any format OTIO has an adapter for) exactly as edited."""
     if not path.is_file():
         raise MontageError(f"{path}: timeline file not found")
@@ -308,6 +329,11 @@ def render_timeline_file(path: Path, out: Path, settings: Settings, search: list
         # an EDL without its sidecar stores no rate: then --fps is the rate it was cut at
         timeline = read_timeline_file(path, rate=float(Fraction(settings.fps)))
     spec = read_timeline(timeline, base_dir=path.resolve().parent, search_dirs=search, overrides=overrides)
+    if settings.upscale:
+        notes: list[str] = []
+        spec = upscale_for(spec, settings, notes)
+        for line in notes:
+            log.warning("%s", line)
     check_output_dir(out.resolve().parent)
     render(spec, out.resolve(), settings.cache_dir / "render", workers=settings.worker_count(), progress=progress,
            encoder_threads=settings.encoder_threads())

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     seed: int = Field(0, validation_alias=_env("MONTAGE_SEED"), description="Seed for deterministic shot choice")
     prompt: str = Field("", validation_alias=_env("MONTAGE_PROMPT"), max_length=4000, description="Plain-language brief for the Creative Director")
     variants: int = Field(1, validation_alias=_env("MONTAGE_VARIANTS"), ge=1, le=5, description="Plans asked for in one LLM request; each is rendered")
+    upscale: bool = Field(False, validation_alias=_env("MONTAGE_UPSCALE"), description="Upscale low-resolution sources with Real-ESRGAN before the conform")
+    upscale_model: Literal["realesr-animevideov3", "realesrgan-x4plus"] = Field("realesr-animevideov3", validation_alias=_env("MONTAGE_UPSCALE_MODEL"), description="Real-ESRGAN model")
+    upscale_scale: Literal[2, 3, 4] | None = Field(None, validation_alias=_env("MONTAGE_UPSCALE_SCALE"), description="Upscale factor (default: the smallest that reaches the output size)")
+    strict_cloud: bool = Field(False, validation_alias=_env("MONTAGE_STRICT_CLOUD"), description="A cloud GPU failure is an error instead of a fallback to local upscaling")
+    preview: bool = Field(False, validation_alias=_env("MONTAGE_PREVIEW"), description="Fast low-resolution render of the same cut (montage-preview.mp4)")
     export: str = Field("", validation_alias=_env("MONTAGE_EXPORT"), description="Also write the timeline for other editors: otio,kdenlive,fcp7,fcpxml,edl")
     keep_clip_audio: bool = Field(False, validation_alias=_env("MONTAGE_KEEP_CLIP_AUDIO"), description="Mix the clips' own sound under the music")
     crf: int = Field(20, validation_alias=_env("MONTAGE_CRF"), ge=0, le=51, description="x264 quality of the single final encode")
@@ -90,6 +95,14 @@ class Settings(BaseSettings):
         per_job_gb = 0.15 + 0.15 * max(scale, 0.25)
         by_memory = max(1, int(self.memory_limit_gb / per_job_gb))
         return max(1, min(self.max_parallel_jobs, by_memory, os.cpu_count() or 1))
+
+    def upscale_options(self):
+        """The upscaler's options from these settings (imported lazily: an optional feature)."""
+        from .upscale import UpscaleOptions
+
+        return UpscaleOptions(enabled=self.upscale, model=self.upscale_model, scale=self.upscale_scale,
+                              cloud=self.cgpu_gpu_enabled, strict_cloud=self.strict_cloud,
+                              cgpu_timeout_s=self.cgpu_timeout, threads=self.encoder_threads())
 
     def encoder_threads(self) -> int:
         """Threads for the one final encode: x264's frame buffers grow with its threads."""

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from tqdm import tqdm
-
 from ..media.ffmpeg import atomic_target, run_ffmpeg
+from ..report.progress import Progress, as_progress
 from ..timeline.model import AudioSpan, Piece, RenderSettings, RenderSpec
 
 RENDER_VERSION = 1
@@ -170,7 +169,7 @@ def _final_args(spec: RenderSpec, concat_list: Path, out: Path, threads: int) ->
 
 
 def render(spec: RenderSpec, out_path: Path, cache_dir: Path, workers: int = 2,
-           progress: bool = True, encoder_threads: int | None = None) -> RenderResult:
+           progress: bool | Progress = True, encoder_threads: int | None = None) -> RenderResult:
     """Render `spec` to `out_path` (written atomically); pieces are cached under `cache_dir`.
     `workers` bounds the parallel piece jobs and `encoder_threads` the final encode, which is
     how MEMORY_LIMIT_GB reaches ffmpeg."""
@@ -186,8 +185,8 @@ def render(spec: RenderSpec, out_path: Path, cache_dir: Path, workers: int = 2,
 
     jobs = [(p, piece_dir / f"{_piece_key(p, s, with_audio)}.mkv") for p in spec.pieces]
     todo = [(p, path) for p, path in jobs if not path.exists()]
-    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="render pieces", unit="piece",
-               disable=not progress, leave=False)
+    prog = as_progress(progress)
+    bar = prog.bar("render pieces", total=len(jobs), unit="piece", initial=len(jobs) - len(todo))
 
     def one(job: tuple[Piece, Path]) -> None:
         p, final = job
@@ -214,10 +213,10 @@ def render(spec: RenderSpec, out_path: Path, cache_dir: Path, workers: int = 2,
             lines.append("file '" + str(path).replace("'", "'\\''") + "'")
         concat.write_text("\n".join(lines) + "\n", encoding="utf-8")
         tmp_out = atomic_target(out_path)
-        fbar = tqdm(total=spec.total_frames, desc="encode", unit="frame", disable=not progress, leave=False)
+        fbar = prog.bar("encode", total=spec.total_frames, unit="frame")
         try:
             run_ffmpeg(_final_args(spec, concat, tmp_out, encoder_threads or cores), what=f"encoding {out_path.name}",
-                       on_progress_frame=lambda n: fbar.update(max(0, n - fbar.n)))
+                       on_progress_frame=fbar.set)
             os.replace(tmp_out, out_path)
         finally:
             fbar.close()

@@ -1,0 +1,304 @@
+"""`upscale_spec`: RenderSpec -> RenderSpec whose low-resolution spans read upscaled intermediates.
+
+The renderer needs no change: it still seeks into a file and scales it to the output, only the
+file is now an upscaled copy of the range it uses. Backends are tried in order (Colab GPU when
+enabled, local ncnn when it loads, ffmpeg Lanczos always), and a failing one hands its jobs to
+the next, unless `strict_cloud` makes a cloud failure an error. Results are cached by what
+determines their pixels (source identity, range, crop, scale, model), not by backend, and
+written atomically, so a re-render or a second montage over the same footage reuses them.
+The report says which path made which range, and why a faster one did not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from ..errors import MontageError, RenderError
+from ..media.ffmpeg import atomic_target, ffmpeg_path
+from ..timeline.model import RenderSpec
+from .ranges import (
+    CropBox, ModelName, SkippedSource, SourceGeom, UpscaleError, UpscaleJob, plan_upscale, remap_spec,
+)
+
+ProgressFn = Callable[[str, float, float, str], None]
+"""progress(phase, done, total, what): phase is "upscale" (frames, local backends), "upload",
+"download" (bytes) or "remote" (frames on the Colab GPU); `what` names the range or file."""
+
+Backend = Literal["cloud", "ncnn", "ffmpeg", "cache"]
+
+
+class UpscaleOptions(BaseModel):
+    """What `run --upscale ...` asks for (CLI flags and environment map onto these fields)."""
+
+    enabled: bool = False                               # --upscale
+    model: ModelName = "realesr-animevideov3"           # --upscale-model
+    scale: Literal[2, 3, 4] | None = None               # --upscale-scale (None: smallest that reaches the output)
+    cloud: bool = False                                 # --cgpu-gpu / CGPU_GPU_ENABLED
+    strict_cloud: bool = False                          # --strict-cloud: a cloud failure is an error
+    cgpu_timeout_s: float = Field(1800.0, gt=0)         # CGPU_TIMEOUT: the whole cloud job
+    cgpu_bin: str = "cgpu"
+    cgpu_upload_limit_mb: float = Field(320.0, gt=0)    # cgpu copy's ceiling is about 384 MiB
+    cgpu_download_chunk_mb: float = Field(32.0, gt=0)   # base64 per `cgpu run`: a drop costs one chunk
+    cgpu_verbose: bool = False                          # pass -v to cgpu run
+    local: Literal["auto", "ffmpeg"] = "auto"           # "ffmpeg": skip ncnn (fast previews)
+    threads: int | None = Field(None, gt=0)             # CPU threads for ncnn/ffmpeg (default: all)
+    local_timeout_s: float | None = Field(None, gt=0)   # per range, local ncnn
+
+
+class UpscaleEntry(BaseModel):
+    """One upscaled range: what was made, by which path, how long it took, and why."""
+
+    source: Path
+    start_s: float
+    end_s: float
+    frames: int
+    crop: CropBox
+    scale: int
+    model: str
+    backend: Backend
+    seconds: float
+    output: Path
+    notes: list[str] = []
+
+
+class UpscaleReport(BaseModel):
+    entries: list[UpscaleEntry] = []
+    skipped: list[SkippedSource] = []
+    fallbacks: list[str] = []           # why a backend was passed over
+
+    def backends(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for e in self.entries:
+            out[e.backend] = out.get(e.backend, 0) + 1
+        return out
+
+    def summary_lines(self) -> list[str]:
+        """Human lines for the end-of-run summary."""
+        lines = [f"upscale {e.source.name} {e.start_s:.2f}-{e.end_s:.2f}s ({e.frames} frames, crop "
+                 f"{e.crop.w}x{e.crop.h}, x{e.scale} {e.model}): {e.backend} in {e.seconds:.1f} s"
+                 + (f" [{'; '.join(e.notes)}]" if e.notes else "") for e in self.entries]
+        lines += [f"upscale {s.path.name}: not needed ({s.reason})" for s in self.skipped]
+        lines += [f"upscale fallback: {why}" for why in self.fallbacks]
+        return lines
+
+
+# --------------------------------------------------------------------------- cache
+
+
+class UpscaleCache:
+    """<dir>/<key>.mkv with a <key>.json sidecar naming the backend; both written atomically."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def video(self, job: UpscaleJob) -> Path:
+        return self.root / f"{job.key()}.mkv"
+
+    def get(self, job: UpscaleJob) -> dict | None:
+        meta = self.root / f"{job.key()}.json"
+        if not (self.video(job).is_file() and meta.is_file()):
+            return None
+        try:
+            return json.loads(meta.read_text())
+        except ValueError:
+            return None
+
+    def put(self, job: UpscaleJob, video: Path, backend: str, notes: list[str]) -> Path:
+        """Move `video` in (with the source's audio for the range muxed in) and record it."""
+        final = self.video(job)
+        tmp = atomic_target(final)
+        try:
+            if job.has_audio:
+                _mux_range_audio(video, job, tmp)
+                os.replace(tmp, final)
+            else:
+                os.replace(video, final)          # same filesystem: the work dir is under root
+        finally:
+            tmp.unlink(missing_ok=True)
+        meta = {"job": json.loads(job.model_dump_json()), "backend": backend, "notes": notes, "made": time.time()}
+        meta_path = self.root / f"{job.key()}.json"
+        meta_tmp = atomic_target(meta_path)
+        meta_tmp.write_text(json.dumps(meta, indent=1))
+        os.replace(meta_tmp, meta_path)
+        return final
+
+
+def _mux_range_audio(video: Path, job: UpscaleJob, out: Path) -> None:
+    """Intermediate = upscaled video + the source's audio for the same range (time 0 = range
+    start), so `keep_clip_audio` renders read the same sound as from the source."""
+    args = [ffmpeg_path(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", str(video),
+            "-ss", f"{job.start_s:.6f}", "-t", f"{job.frames / float(job.fps):.6f}", "-i", str(job.source),
+            "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy", "-c:a", "flac", "-map_metadata", "-1",
+            "-f", "matroska", str(out)]
+    proc = subprocess.run(args, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RenderError(f"adding audio to the upscaled {job.describe()}: {proc.stderr.strip()[-300:]}")
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def probe_geoms(spec: RenderSpec) -> dict[Path, SourceGeom]:
+    from ..media.probe import probe
+
+    paths = {span.path for p in spec.pieces for span in (p.a, p.b) if span is not None}
+    return {path: SourceGeom.from_media(probe(path)) for path in sorted(paths)}
+
+
+def upscale_spec(spec: RenderSpec, options: UpscaleOptions, cache_dir: Path, progress: ProgressFn | None = None,
+                 *, geoms: dict[Path, SourceGeom] | None = None) -> tuple[RenderSpec, UpscaleReport]:
+    """Upscale every used range of every too-small source once and re-point the spec at the
+    results. `cache_dir` is the engine cache (results go under cache_dir/upscale). Raises
+    UpscaleError when nothing could upscale, or when --strict-cloud and the cloud failed."""
+    report = UpscaleReport()
+    if not options.enabled:
+        return spec, report
+    plan = plan_upscale(spec, geoms if geoms is not None else probe_geoms(spec), options.model, options.scale)
+    report.skipped = plan.skipped
+    cache = UpscaleCache(Path(cache_dir) / "upscale")
+    outputs: dict[str, Path] = {}
+    pending: list[UpscaleJob] = []
+    for job in plan.jobs:
+        hit = cache.get(job)
+        if hit is not None:
+            outputs[job.key()] = cache.video(job)
+            report.entries.append(_entry(job, "cache", 0.0, cache.video(job), [f"made by {hit.get('backend')}"]))
+        else:
+            pending.append(job)
+    for backend in _backends(options, report):
+        if not pending:
+            break
+        pending = _RUNNERS[backend](pending, options, cache, outputs, report, progress)
+    if pending:
+        raise UpscaleError("no upscaler could process " + ", ".join(j.describe() for j in pending)
+                           + ": " + "; ".join(report.fallbacks[-2:]))
+    return remap_spec(spec, plan, outputs), report
+
+
+def _backends(options: UpscaleOptions, report: UpscaleReport) -> list[str]:
+    chain = ["cloud"] if options.cloud else []
+    if options.local == "auto":
+        from .local import ncnn_status
+
+        status = ncnn_status()
+        if status.available:
+            chain.append("ncnn")
+        else:
+            report.fallbacks.append(f"local Real-ESRGAN skipped: {status.reason}")
+    return [*chain, "ffmpeg"]
+
+
+def _entry(job: UpscaleJob, backend: Backend, seconds: float, output: Path, notes: list[str]) -> UpscaleEntry:
+    return UpscaleEntry(source=job.source, start_s=job.start_s, end_s=job.end_s, frames=job.frames, crop=job.crop,
+                        scale=job.scale, model=job.model, backend=backend, seconds=round(seconds, 3),
+                        output=output, notes=notes)
+
+
+def _work_dir(cache: UpscaleCache) -> Path:
+    path = cache.root / f"work-{os.getpid()}-{time.monotonic_ns()}"
+    path.mkdir(parents=True)
+    return path
+
+
+def _run_cloud(jobs: list[UpscaleJob], options: UpscaleOptions, cache: UpscaleCache, outputs: dict[str, Path],
+               report: UpscaleReport, progress: ProgressFn | None) -> list[UpscaleJob]:
+    """All pending jobs in one cloud job; returns those not finished (after a failure)."""
+    from ..remote.cgpu_run import MIB
+    from .cloud import CloudOptions, upscale_cloud
+
+    opts = CloudOptions(binary=options.cgpu_bin, timeout_s=options.cgpu_timeout_s, verbose=options.cgpu_verbose,
+                        upload_limit_bytes=int(options.cgpu_upload_limit_mb * MIB),
+                        download_chunk_bytes=int(options.cgpu_download_chunk_mb * MIB))
+    work = _work_dir(cache)
+    clock = [time.monotonic()]
+
+    def done(job: UpscaleJob, video: Path, notes: list[str]) -> None:
+        outputs[job.key()] = cache.put(job, video, "cloud", notes)
+        now = time.monotonic()
+        report.entries.append(_entry(job, "cloud", now - clock[0], outputs[job.key()], notes))
+        clock[0] = now
+
+    try:
+        upscale_cloud(jobs, work, opts, on_done=done, progress=progress)
+    except (MontageError, OSError) as exc:
+        if options.strict_cloud:
+            raise UpscaleError(f"cloud upscale failed (--strict-cloud): {exc}") from exc
+        report.fallbacks.append(f"Colab GPU failed, using the local path: {exc}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return [j for j in jobs if j.key() not in outputs]
+
+
+def _run_local(backend: str) -> Callable[..., list[UpscaleJob]]:
+    def run(jobs: list[UpscaleJob], options: UpscaleOptions, cache: UpscaleCache, outputs: dict[str, Path],
+            report: UpscaleReport, progress: ProgressFn | None) -> list[UpscaleJob]:
+        """Each job in turn; a failing job is left for the next backend."""
+        from .fallback import upscale_lanczos
+        from .local import upscale_ncnn
+
+        left: list[UpscaleJob] = []
+        work = _work_dir(cache)
+        try:
+            for job in jobs:
+                tick = _frames_progress(progress, job.describe())
+                video = work / f"{job.key()}.video.mkv"
+                started = time.monotonic()
+                try:
+                    if backend == "ncnn":
+                        note = upscale_ncnn(job, video, threads=options.threads, timeout_s=options.local_timeout_s,
+                                            progress=tick)
+                        notes = [f"Real-ESRGAN ncnn on {note}"]
+                    else:
+                        notes = [upscale_lanczos(job, video, threads=options.threads, progress=tick)]
+                    outputs[job.key()] = cache.put(job, video, backend, notes)
+                    report.entries.append(_entry(job, backend, time.monotonic() - started, outputs[job.key()], notes))
+                except (MontageError, OSError) as exc:
+                    report.fallbacks.append(f"{backend} failed for {job.describe()}: {exc}")
+                    left.append(job)
+                finally:
+                    video.unlink(missing_ok=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return left
+    return run
+
+
+def _frames_progress(progress: ProgressFn | None, what: str) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    return lambda done, total: progress("upscale", done, total, what)
+
+
+_RUNNERS = {"cloud": _run_cloud, "ncnn": _run_local("ncnn"), "ffmpeg": _run_local("ffmpeg")}
+
+
+# --------------------------------------------------------------------------- doctor
+
+
+def doctor_line(cloud_enabled: bool, cgpu_bin: str = "cgpu", cgpu_timeout_s: float = 1800.0) -> str:
+    """One `doctor` line: which upscale path a run would take here, without calling cgpu."""
+    from ..remote.cgpu_run import session_problem
+    from .local import ncnn_status
+
+    st = ncnn_status()
+    local = (f"local Real-ESRGAN ncnn {st.version} on {st.reason}" if st.available
+             else f"local Real-ESRGAN unavailable ({st.reason}); ffmpeg Lanczos fallback")
+    if not cloud_enabled:
+        cloud = "cloud GPU disabled (--cgpu-gpu or CGPU_GPU_ENABLED=1)"
+    elif shutil.which(cgpu_bin) is None:
+        cloud = f"cloud GPU enabled but `{cgpu_bin}` is not installed (npm install -g cgpu)"
+    else:
+        problem = session_problem()
+        cloud = (f"cloud GPU enabled via {cgpu_bin}, CGPU_TIMEOUT={cgpu_timeout_s:.0f}s"
+                 + (f"; {problem}" if problem else "; session present"))
+    return f"upscale    {local}; {cloud}"

