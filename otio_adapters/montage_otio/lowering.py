@@ -25,6 +25,9 @@ from urllib.parse import unquote, urlparse
 
 import opentimelineio as otio
 
+from montage_ai.timeline.read import exact_rate  # one definition of 29.97 -> 30000/1001 (used here and by interchange)
+
+
 RT = otio.opentime.RationalTime
 TR = otio.opentime.TimeRange
 
@@ -32,8 +35,6 @@ META_KEY = "montage_ai"
 #: where a clip marker that came from the stack says so, so readers can move it back
 MARKER_ORIGIN_KEY = "montage_otio"
 
-_COMMON_RATES = [Fraction(24000, 1001), Fraction(30000, 1001), Fraction(60000, 1001), Fraction(24),
-                 Fraction(25), Fraction(30), Fraction(48), Fraction(50), Fraction(60)]
 #: rates Final Cut Pro offers for projects
 FCP_RATES = {Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30),
              Fraction(50), Fraction(60000, 1001), Fraction(60)}
@@ -52,14 +53,6 @@ class Lowered:
 
 
 # ---------------------------------------------------------------- rates and times
-
-def exact_rate(rate: float) -> Fraction:
-    """29.97002997 -> 30000/1001: OTIO stores rates as floats, formats want exact ones."""
-    for r in _COMMON_RATES:
-        if abs(float(r) - rate) < 0.005:
-            return r
-    return Fraction(rate).limit_denominator(1001)
-
 
 def video_rate(timeline: otio.schema.Timeline) -> Fraction:
     """The output rate: from our render metadata, else the first video clip, else the duration."""
