@@ -4,6 +4,7 @@
 #   ./montage-ai.sh demo      make demo media and render a montage from it
 #   ./montage-ai.sh test      run the whole test suite (extra args go to pytest)
 #   ./montage-ai.sh run --clips DIR --music FILE [...]   see ./montage-ai.sh run --help
+#   ./montage-ai.sh blender-addon | kdenlive-install     editor integrations (docs/blender.md, docs/kdenlive-integration.md)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -46,19 +47,23 @@ cmd="${1:-help}"
 # cgpu-start/stop/status always stay on the host, where the Gemini login lives.
 want_docker="${MONTAGE_DOCKER:-0}"
 for a in "$@"; do [ "$a" = "--docker" ] && want_docker=1; done
-case "$cmd" in cgpu-*|test|setup|help|-h|--help) want_docker=0 ;; esac
+case "$cmd" in cgpu-*|test|setup|help|-h|--help|blender-addon|kdenlive-install) want_docker=0 ;; esac
 if [ "$want_docker" = "1" ]; then
   exec "$(find_python)" "$ROOT/engine/montage_ai/deploy/docker_run.py" "$@"
 fi
 case "$cmd" in
   help|-h|--help)
-    sed -n '2,6p' "$0"; exit 0 ;;
+    sed -n '2,7p' "$0"; exit 0 ;;
   setup)
     setup; exit 0 ;;
   test)
     shift; setup
     cd "$ROOT"
     exec "$VENV/bin/python" -m pytest tests "$@" ;;
+  blender-addon)   # build the Blender extension zip (OTIO wheels bundled) into nle_addons/blender/dist
+    shift; setup; exec "$VENV/bin/python" "$ROOT/nle_addons/blender/build_extension.py" "$@" ;;
+  kdenlive-install) # add the Montage AI clip jobs to Kdenlive's configuration (--uninstall to remove)
+    shift; exec "$(find_python)" "$ROOT/nle_addons/kdenlive/install.py" "$@" ;;
   *)
     setup
     exec "$VENV/bin/montage-ai" "$@" ;;
