@@ -24,6 +24,9 @@ _RUN_FLAGS = ["clips", "music", "out", "style", "duration", "music_start", "aspe
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     S = argparse.SUPPRESS
+    # the global -q/--json also work after the subcommand (`montage-ai run --json ...`)
+    p.add_argument("-q", "--quiet", action="store_true", default=S, help="no progress bars, only the final summary")
+    p.add_argument("--json", action="store_true", default=S, help="events as JSON lines on stdout")
     p.add_argument("--clips", type=Path, default=S, help="folder of video clips")
     p.add_argument("--music", type=Path, default=S, help="music file (mp3, wav, ogg, flac, m4a, or a video's audio)")
     p.add_argument("--out", type=Path, default=S, help="output folder (default: ./output)")
