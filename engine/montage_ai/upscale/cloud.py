@@ -5,10 +5,12 @@ resolution: small) are written as a lossless FFV1 input; inputs above the upload
 by frames into parts, and parts are grouped into batches that fit the limit. Per batch: upload
 the inputs and a JSON manifest, run the generated remote script (it installs Real-ESRGAN with
 the basicsr import patched, fetches the weights once per runtime, upscales on CUDA, writes each
-part as high-quality H.264 and prints its sha256), download each output as base64 in chunks,
+part losslessly and prints its sha256), download each output as base64 in chunks,
 check the sha256 against a remote `sha256sum`, the frame count, the size and the duration, and
 remove the batch's remote files. Parts of a job are joined losslessly (stream copy). Downloads
-are H.264 at CRF 12 rather than lossless because every byte crosses a terminal as base64.
+are lossless H.264 (qp 0, 4:4:4) by default, keeping the one-lossy-generation rule; every byte
+crosses a terminal as base64, so `output_codec="x264-hq"` (CRF 12, about 5x smaller) trades one
+near-transparent generation for bandwidth when the user asks for it.
 
 Timeouts scale with the work (bytes to move, megapixels to upscale) and are capped by what is
 left of `timeout_s` (CGPU_TIMEOUT) for the whole cloud job.
@@ -41,6 +43,7 @@ PhaseFn = Callable[[str, float, float, str], None]       # (phase, done, total, 
 DoneFn = Callable[[UpscaleJob, Path, list[str]], None]  # a job's verified video, with notes
 REMOTE_SCRIPT_NAME = "montage_upscale_remote.py"
 OUTPUT_CODECS = {
+    "x264-lossless": ["-c:v", "libx264", "-qp", "0", "-preset", "veryfast", "-pix_fmt", "yuv444p"],
     "x264-hq": ["-c:v", "libx264", "-crf", "12", "-preset", "fast", "-pix_fmt", "yuv420p"],
     "ffv1": ["-c:v", "ffv1", "-level", "3", "-g", "1", "-pix_fmt", "bgr0"],
 }
@@ -53,7 +56,7 @@ class CloudOptions(BaseModel):
     timeout_s: float = Field(1800.0, gt=0)            # CGPU_TIMEOUT: the whole cloud job
     upload_limit_bytes: int = 320 * MIB
     download_chunk_bytes: int = 32 * MIB
-    output_codec: Literal["x264-hq", "ffv1"] = "x264-hq"
+    output_codec: Literal["x264-lossless", "x264-hq", "ffv1"] = "x264-lossless"
     engine: Literal["auto", "torch", "ncnn", "lanczos"] = "auto"
     verbose: bool = False
 
