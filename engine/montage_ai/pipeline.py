@@ -295,7 +295,7 @@ def _make_montage(c: _MontageContext, plan: EditPlan, out: Path, prog: Progress,
     spec = read_timeline(otio.adapters.read_from_file(str(otio_path)), base_dir=out)
     if c.settings.upscale:
         with stages("upscale" + suffix):
-            spec = upscale_for(spec, c.settings, c.notes)
+            spec = upscale_for(spec, c.settings, c.notes, prog)
     video_name = "montage.mp4"
     if c.settings.preview:   # same cut, same frames, low resolution and a fast encode
         spec, video_name = preview_spec(spec), PREVIEW_NAME
@@ -305,11 +305,30 @@ def _make_montage(c: _MontageContext, plan: EditPlan, out: Path, prog: Progress,
     return cuts, otio_path, plan_path
 
 
-def upscale_for(spec: RenderSpec, settings: Settings, notes: list[str]) -> RenderSpec:
+def _phase_bars(prog: Progress):
+    """The upscaler reports (phase, done, total, what); each phase gets its own progress bar:
+    frames upscaled locally or remotely, bytes uploaded and downloaded."""
+    bars: dict[str, object] = {}
+
+    def on_phase(phase: str, done: float, total: float, what: str) -> None:
+        bar = bars.get(phase)
+        if bar is None:
+            unit = "B" if phase in ("upload", "download") else "frame"
+            bar = bars[phase] = prog.bar(f"upscale {phase}", total=int(total) or None, unit=unit)
+        bar.set(int(done))
+        if total and done >= total:
+            bar.close()
+            bars.pop(phase)
+
+    return on_phase
+
+
+def upscale_for(spec: RenderSpec, settings: Settings, notes: list[str], prog: Progress | None = None) -> RenderSpec:
     """Upscale the source ranges the cut uses (once, cached) and point the spec at them."""
     from .upscale import upscale_spec
 
-    spec, report = upscale_spec(spec, settings.upscale_options(), settings.cache_dir)
+    spec, report = upscale_spec(spec, settings.upscale_options(), settings.cache_dir,
+                                progress=_phase_bars(prog) if prog is not None else None)
     notes += report.summary_lines()
     return spec
 
@@ -331,7 +350,7 @@ def render_timeline_file(path: Path, out: Path, settings: Settings, search: list
     spec = read_timeline(timeline, base_dir=path.resolve().parent, search_dirs=search, overrides=overrides)
     if settings.upscale:
         notes: list[str] = []
-        spec = upscale_for(spec, settings, notes)
+        spec = upscale_for(spec, settings, notes, as_progress(progress))
         for line in notes:
             log.warning("%s", line)
     check_output_dir(out.resolve().parent)
