@@ -78,14 +78,15 @@ def main() -> None:
         ("clip analysis", st["clips"], f"{frames / max(st['clips'], 1e-9):.0f}", f"{media_s / max(st['clips'], 1e-9):.1f}x"),
         ("direct + cut + timeline", st["direct"] + st["cut"] + st["timeline"], "", ""),
         ("render", st["render"], f"{summary.frames / max(st['render'], 1e-9):.0f}", f"{summary.duration_s / max(st['render'], 1e-9):.2f}x"),
+        ("report (page, storyboard, chart)", st.get("report", 0.0), "", ""),
         ("total", total, "", ""),
     ]
     print(f"\nmontage: {summary.duration_s:.1f} s, {summary.frames} frames at {summary.fps} fps, {args.resolution}, "
           f"{summary.cuts} segments; {s.worker_count()} workers")
-    print(f"{'stage':26s} {'wall s':>8s} {'frames/s':>9s} {'x realtime':>11s}")
+    print(f"{'stage':32s} {'wall s':>8s} {'frames/s':>9s} {'x realtime':>11s}")
     for name, sec, fps, rt in rows:
-        print(f"{name:26s} {sec:8.1f} {fps:>9s} {rt:>11s}")
-    print(f"{'peak memory (engine+ffmpeg)':26s} {mem.peak / 2**20:8.0f} MB")
+        print(f"{name:32s} {sec:8.1f} {fps:>9s} {rt:>11s}")
+    print(f"{'peak memory (engine+ffmpeg)':32s} {mem.peak / 2**20:8.0f} MB")
 
 
 if __name__ == "__main__":

@@ -196,7 +196,8 @@ class CgpuClient:
         if size > self.upload_limit_bytes:
             raise CgpuTransferError(f"{local.name} is {size / MIB:.0f} MiB, above the cgpu upload limit of "
                                     f"{self.upload_limit_bytes / MIB:.0f} MiB: split it")
-        code, out, err = self._call(["copy", str(local), remote], timeout_s, what=f"uploading {local.name}")
+        code, out, err = self._call(["copy", str(local), remote], timeout_s,
+                                    what=f"uploading {local.name} ({size / MIB:.1f} MiB)")
         if code != 0:
             if not err.strip():
                 raise self._start_failure(code, err, f"uploading {local.name}")
@@ -226,7 +227,7 @@ class CgpuClient:
         try:
             with tmp.open("wb") as fh:
                 for index in range(max(1, -(-size // step))):
-                    data = self._chunk(remote, index, blocks, timeout_s - (time.monotonic() - started))
+                    data = self._chunk(remote, index, blocks, timeout_s - (time.monotonic() - started), size)
                     expected = min(step, size - index * step)
                     if len(data) != expected:
                         raise CgpuTransferError(f"downloading {remote}: chunk {index} has {len(data)} bytes, "
@@ -243,13 +244,14 @@ class CgpuClient:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _chunk(self, remote: str, index: int, blocks: int, timeout_s: float) -> bytes:
+    def _chunk(self, remote: str, index: int, blocks: int, timeout_s: float, size: int) -> bytes:
+        what = f"downloading {remote} ({size / MIB:.1f} MiB, as base64 through the terminal)"
         if timeout_s <= 0:
-            raise CgpuTimeout(f"downloading {remote}: out of time (CGPU_TIMEOUT)")
+            raise CgpuTimeout(f"{what}: out of time (CGPU_TIMEOUT)")
         q = shlex.quote(remote)
         cmd = (f"echo {B64_BEGIN} && dd if={q} bs={BLOCK} skip={index * blocks} count={blocks} status=none "
                f"| base64 -w 76 | sed 's/^/B:/' && echo {B64_END}")
-        res = self.run(cmd, timeout_s=timeout_s, what=f"downloading {remote}")
+        res = self.run(cmd, timeout_s=timeout_s, what=what)
         inside, ended, parts = False, False, []
         for line in res.lines:
             s = line.strip()
