@@ -184,6 +184,7 @@ def analysis_summary(music: MusicAnalysis | None, clips: list[ClipAnalysis]) -> 
 
 
 def run(settings: Settings, progress: bool | Progress = True) -> RunSummary:
+    """Make the montage(s) for `settings`; every output lands in settings.out atomically."""
     if settings.clips is None or settings.music is None:
         raise MontageError("both --clips DIR and --music FILE are needed")
     out = settings.out.resolve()
@@ -225,15 +226,8 @@ def run(settings: Settings, progress: bool | Progress = True) -> RunSummary:
     cuts, otio_path, plan_path = outputs[0]
     exports: list[str] = []
     if settings.export:
-        from .interchange import export_timeline
-
-        formats = [f.strip() for f in settings.export.split(",") if f.strip() and f.strip() != "otio"]
         with stages("export"):
-            for k, (_, path, _) in enumerate(outputs):
-                timeline = otio.adapters.read_from_file(str(path))
-                for result in export_timeline(timeline, path.parent, basename="montage", formats=formats):
-                    exports += [f"{result.format}: {p}" for p in result.paths]
-                    exports += [f"{result.format} note: {n}" for n in result.notes]
+            exports = _export([path for _, path, _ in outputs], settings.export)
     video_name = PREVIEW_NAME if settings.preview else "montage.mp4"
     summary = RunSummary(
         out_dir=out, video=out / video_name, timeline=otio_path, plan=plan_path,
@@ -247,12 +241,32 @@ def run(settings: Settings, progress: bool | Progress = True) -> RunSummary:
     )
     with stages("report"):
         for _, otio_p, plan_p in outputs:
-            make_report(otio_p.parent, otio.adapters.read_from_file(str(otio_p)), json.loads(plan_p.read_text()),
-                        summary.model_dump(mode="json"), music=music, video_name=video_name,
-                        settings=settings.model_dump(mode="json", exclude={"openai_api_key"}))
+            _report(otio_p, plan_p, summary, music, settings, video_name)
     summary.stages_s = dict(prog.stages_s)
     summary.report = out / "report.html"
     return summary
+
+
+def _export(timelines: list[Path], formats_csv: str) -> list[str]:
+    """Write each montage timeline for the editors asked for; lines for the summary."""
+    from .interchange import export_timeline
+
+    formats = [f.strip() for f in formats_csv.split(",") if f.strip() and f.strip() != "otio"]
+    lines: list[str] = []
+    for path in timelines:
+        timeline = otio.adapters.read_from_file(str(path))
+        for result in export_timeline(timeline, path.parent, basename="montage", formats=formats):
+            lines += [f"{result.format}: {p}" for p in result.paths]
+            lines += [f"{result.format} note: {n}" for n in result.notes]
+    return lines
+
+
+def _report(otio_path: Path, plan_path: Path, summary: RunSummary, music: MusicAnalysis, settings: Settings,
+            video_name: str) -> None:
+    """report.html, storyboard.png and timeline.png beside a montage, from what was written."""
+    make_report(otio_path.parent, otio.adapters.read_from_file(str(otio_path)), json.loads(plan_path.read_text()),
+                summary.model_dump(mode="json"), music=music, video_name=video_name,
+                settings=settings.model_dump(mode="json", exclude={"openai_api_key"}))
 
 
 @dataclass
