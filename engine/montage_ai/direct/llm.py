@@ -44,6 +44,8 @@ class DirectorRecord(BaseModel):
     fallbacks: list[str] = []
 
     def line(self) -> str:
+        if self.backend == "offline":
+            return "director: offline style preset" + "".join(f"\n  fallback: {f}" for f in self.fallbacks)
         where = f"{self.backend} ({self.model})" if self.model else self.backend
         bits = [f"director: {self.path} via {where}", f"{self.requests} request(s)"]
         if self.cache_hit:
