@@ -35,6 +35,9 @@ def report(s: Settings) -> str:
     try:
         enc = ffmpeg_encoders()
         lines.append(f"ffmpeg     {ffmpeg_path()} - {ffmpeg_version()}")
+        on_path = shutil.which("ffmpeg")
+        if on_path and on_path != ffmpeg_path():
+            lines.append(f"  note     {on_path} on PATH is older than ffmpeg 6 and is not used")
         for name in ("libx264", "aac"):
             lines.append(f"  encoder  {name}: {'ok' if name in enc else 'MISSING'}")
     except Exception as exc:  # doctor reports, it does not fail

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
@@ -17,15 +18,33 @@ from pathlib import Path
 from ..errors import RenderError
 
 
+MIN_SYSTEM_MAJOR = 6   # filters and options the engine relies on (xfade, -display_rotation, -fps_mode)
+_VERSION = re.compile(r"ffmpeg version n?(\d+)\.(\d+)")
+
+
+def _major_version(binary: str) -> int | None:
+    """Major version of an ffmpeg binary; None when it cannot be told (git builds say N-...)."""
+    try:
+        out = subprocess.run([binary, "-hide_banner", "-version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return -1
+    m = _VERSION.search(out.stdout)
+    return int(m.group(1)) if m else None
+
+
 @functools.cache
 def ffmpeg_path() -> str:
-    """The ffmpeg binary to use: $MONTAGE_FFMPEG, then PATH, then imageio-ffmpeg's."""
+    """The ffmpeg binary to use: $MONTAGE_FFMPEG, then a recent enough ffmpeg on PATH (a user's
+    build may have more encoders), then imageio-ffmpeg's. An old distribution ffmpeg (Debian 12
+    ships 5.1) lacks options the engine uses, so it is passed over rather than failing later."""
     explicit = os.environ.get("MONTAGE_FFMPEG")
     if explicit:
         return explicit
     found = shutil.which("ffmpeg")
     if found:
-        return found
+        major = _major_version(found)
+        if major is None or major >= MIN_SYSTEM_MAJOR:
+            return found
     try:
         import imageio_ffmpeg
 
