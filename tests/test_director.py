@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from montage_ai.demo.synth_audio import make_drum_track
 from montage_ai.demo.synth_video import ShotSpec, distinct_colors, make_clip
 from montage_ai.pipeline import run
 from montage_ai.settings import Settings
-from standins import CgpuServeStandIn, Error, OllamaStandIn, Text, free_port, quota_exceeded
+from standins import CgpuServeStandIn, OllamaStandIn, Text, free_port, quota_exceeded
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,6 @@ Then the same run on the real clips and songs in ../shared/media when present.""
 from __future__ import annotations
 
 import json
-from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import opentimelineio as otio

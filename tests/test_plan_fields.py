@@ -4,7 +4,6 @@ changes the timeline the renderer receives."""
 from __future__ import annotations
 
 from fractions import Fraction
-from pathlib import Path
 
 import opentimelineio as otio
 import pytest

@@ -11,7 +11,7 @@ import pytest
 
 from media_tools import decode_audio_mono, decode_frames, make_counter_clip, read_counter, video_facts
 from montage_ai.errors import MontageError
-from montage_ai.media.ffmpeg import ffmpeg_path, run_ffmpeg
+from montage_ai.media.ffmpeg import run_ffmpeg
 from montage_ai.render.conform import render
 from montage_ai.timeline.read import read_timeline
 

@@ -88,7 +88,7 @@ class _Retrying:
                 return fn()
             except openai.APITimeoutError as exc:
                 raise LLMError("timeout", f"no reply from {self._where()} within {self.timeout_s:.0f} s") from exc
-            except openai.APIConnectionError as exc:
+            except openai.APIConnectionError:
                 last = LLMError("connection", f"connection refused at {self._where()}{self._hint_connection()}")
             except openai.APIStatusError as exc:
                 text = _error_text(exc)

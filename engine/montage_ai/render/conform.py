@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from ..media.ffmpeg import atomic_target, run_ffmpeg
 from ..report.progress import Progress, as_progress
-from ..timeline.model import AudioSpan, Piece, RenderSettings, RenderSpec
+from ..timeline.model import Piece, RenderSettings, RenderSpec
 
 RENDER_VERSION = 1
 SAMPLE_RATE = 48000
@@ -71,7 +70,7 @@ def piece_args(p: Piece, s: RenderSettings, threads: int, out: Path, with_audio:
     fc: list[str] = []
     if p.kind == "black":
         args += ["-f", "lavfi", "-i", f"color=c=black:s={s.width}x{s.height}:r={s.fps_num}/{s.fps_den}"]
-        fc.append(f"[0:v]setsar=1,format=yuv420p[v]")
+        fc.append("[0:v]setsar=1,format=yuv420p[v]")
         if with_audio:
             args += ["-f", "lavfi", "-i", f"anullsrc=r={SAMPLE_RATE}:cl=stereo"]
             fc.append(_audio_chain("1:a", dur) + "[a]")
@@ -224,6 +223,3 @@ def render(spec: RenderSpec, out_path: Path, cache_dir: Path, workers: int = 2,
     return RenderResult(path=out_path, frames=spec.total_frames, pieces_rendered=len(todo),
                         pieces_cached=len(jobs) - len(todo))
 
-
-def clear_piece_cache(cache_dir: Path) -> None:
-    shutil.rmtree(cache_dir / "pieces", ignore_errors=True)
