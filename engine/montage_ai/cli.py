@@ -1,7 +1,11 @@
 """Command line: flags -> Settings -> one call into the pipeline.
 
-Exit codes and one-line errors live here: a MontageError prints `montage-ai: error: ...` and
-exits non-zero without a traceback; anything else is a bug and keeps its traceback.
+Exit codes and one-line errors live here. Every failure prints exactly one line,
+`montage-ai: error: ...`, naming the file or setting and the reason, and exits non-zero:
+a MontageError (the user's input or environment) with its own code, an OS error (disk full,
+permissions) with 2, anything else (a bug) with 1 and a request to report it. Tracebacks
+only with --debug. SIGTERM (`docker stop`) and Ctrl-C stop the children, remove temporary
+files and exit 143 / 130 with one line.
 """
 
 from __future__ import annotations
@@ -12,13 +16,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from . import procs
 from .errors import MontageError
-from .settings import Settings
+from .settings import Settings, load_settings
 
 # flag name -> Settings field; only flags the user actually gave override env/.env/defaults
 _RUN_FLAGS = ["clips", "music", "out", "style", "duration", "music_start", "aspect", "resolution", "fps",
               "fit", "seed", "keep_clip_audio", "crf", "preset", "prompt", "cgpu_enabled", "variants", "export",
-              "upscale", "upscale_model", "upscale_scale", "cgpu_gpu_enabled", "strict_cloud", "preview"]
+              "upscale", "upscale_model", "upscale_scale", "cgpu_gpu_enabled", "strict_cloud", "preview", "force"]
+# fields whose flag is not --field-name
+_FLAG_NAMES = {"cgpu_enabled": "--cgpu", "cgpu_gpu_enabled": "--cgpu-gpu"}
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -55,11 +62,15 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export", default=S, help="also write the timeline for other editors: otio,kdenlive,fcp7,fcpxml,edl")
     p.add_argument("--crf", type=int, default=S, help="x264 quality of the final encode (default 20)")
     p.add_argument("--preset", default=S, help="x264 preset of the final encode (default veryfast)")
+    p.add_argument("--force", action="store_true", default=S,
+                   help="replace existing files in the output folder that montage-ai did not write (never an input)")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
+    """Settings from the flags given (only those override env/.env/defaults), or one line
+    naming the bad flag or variable."""
     given = {k: getattr(args, k) for k in _RUN_FLAGS if hasattr(args, k)}
-    return Settings(**given)
+    return load_settings(_FLAG_NAMES, **given)
 
 
 def _progress(args: argparse.Namespace):
@@ -83,10 +94,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     import json
 
-    from .pipeline import analysis_summary, analyze_clips, find_clips, probe_clips
+    from .pipeline import analysis_summary, analyze_clips, find_clips, prepare_cache, probe_clips
     from .analysis.music import analyze_music
 
     s = settings_from(args)
+    prepare_cache(s)
     out: dict = {}
     clips = []
     if s.clips:
@@ -101,15 +113,14 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 def _cmd_render(args: argparse.Namespace) -> int:
     from .pipeline import render_timeline_file
+    from .settings import parse_frame_rate
 
     s = settings_from(args)
     overrides = {"width": None, "height": None}
     if hasattr(args, "resolution") or hasattr(args, "aspect"):
         overrides["width"], overrides["height"] = s.output_size()
     if hasattr(args, "fps"):
-        from fractions import Fraction
-
-        fps = Fraction(s.fps)
+        fps = parse_frame_rate(s.fps)
         overrides.update(fps_num=fps.numerator, fps_den=fps.denominator)
     if hasattr(args, "fit"):
         overrides["fit"] = s.fit
@@ -120,20 +131,17 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .interchange import export_timeline, read_timeline_file
+    from .pipeline import export_file
+    from .settings import parse_frame_rate
 
-    fps = None
+    rate = None
     if args.fps:
-        from fractions import Fraction
-
-        fps = float(Fraction(args.fps))
-    timeline = read_timeline_file(args.timeline, rate=fps)
-    out_dir = (args.out_dir or args.timeline.parent).resolve()
+        try:
+            rate = float(parse_frame_rate(args.fps))
+        except ValueError as exc:
+            raise MontageError(f"--fps {args.fps!r}: {exc}") from None
     formats = [f.strip() for f in args.to.split(",") if f.strip()]
-    basename = args.timeline.stem
-    if out_dir == args.timeline.resolve().parent and "otio" in formats and args.timeline.suffix == ".otio":
-        basename += ".export"  # never overwrite the timeline being exported
-    for result in export_timeline(timeline, out_dir, basename=basename, formats=formats):
+    for result in export_file(args.timeline, formats, args.out_dir, rate, force=args.force):
         print(f"{result.format}: {', '.join(str(p) for p in result.paths)}")
         for note in result.notes:
             print(f"  note: {note}")
@@ -147,9 +155,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     work = Path(args.work or "demo").resolve()
     demo = build_demo_media(work / "media", prefer_real=not args.synthetic)
     print(f"demo media ({demo.kind}): clips {demo.clips}, music {demo.music}")
-    s = Settings(clips=demo.clips, music=demo.music, out=work / "output", duration=demo.duration_s,
-                 resolution="720p", style=getattr(args, "style", "dynamic"))
-    summary = run(s, progress=not args.quiet)
+    s = load_settings(clips=demo.clips, music=demo.music, out=work / "output", duration=demo.duration_s,
+                      resolution="720p", style=getattr(args, "style", "dynamic"))
+    summary = run(s, progress=_progress(args))
     print(summary.text())
     print(f"\nYour montage is at {summary.video}")
     return 0
@@ -166,7 +174,7 @@ def _cmd_styles(args: argparse.Namespace) -> int:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from .doctor import report
 
-    print(report(Settings()))
+    print(report(load_settings(), probe=args.probe))
     return 0
 
 
@@ -174,7 +182,7 @@ def _cmd_cgpu(args: argparse.Namespace) -> int:
     from .remote import cgpu_serve
 
     action = {"cgpu-start": cgpu_serve.start, "cgpu-stop": cgpu_serve.stop, "cgpu-status": cgpu_serve.status}[args.command]
-    st = action(Settings())
+    st = action(load_settings())
     print(st.message)
     return 0 if (st.running or args.command == "cgpu-stop") else 1
 
@@ -190,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true",
                         help="events as JSON lines on stdout (stage_start, progress, stage_end, warning, done, error)")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="clips + music -> montage.mp4, montage.otio, plan.json")
@@ -212,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", required=True, help="comma list of: otio,kdenlive,fcp7,fcpxml,edl")
     p.add_argument("--out-dir", type=Path, help="folder for the exports (default: beside the timeline)")
     p.add_argument("--fps", help="frame rate for reading an EDL (EDLs do not store it)")
+    p.add_argument("--force", action="store_true",
+                   help="replace existing files that montage-ai did not write (never the timeline itself)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("demo", help="make demo media and render a montage from it")
@@ -228,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("styles", help="list the style presets")
     p.set_defaults(func=_cmd_styles)
     p = sub.add_parser("doctor", help="check ffmpeg, packages, caches and backends")
+    p.add_argument("--probe", action="store_true",
+                   help="also send one tiny request to each configured LLM backend (costs one request)")
     p.set_defaults(func=_cmd_doctor)
     for name, text in (("cgpu-start", "start `cgpu serve` on this host in the background and wait for it"),
                        ("cgpu-stop", "stop the `cgpu serve` started by cgpu-start"),
@@ -244,16 +257,49 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="montage-ai: %(levelname)s: %(message)s")
+    procs.install_signal_handlers()
     try:
         return args.func(args)
+    except procs.Interrupted as exc:
+        return _fail(args, f"stopped by {signal_name(exc.signum)}: children stopped and temporary files "
+                           "removed; finished pieces stay cached, so a re-run resumes", exc.exit_code, exc)
+    except KeyboardInterrupt as exc:
+        return _fail(args, "interrupted: temporary files removed; finished pieces stay cached, so a re-run "
+                           "resumes", 130, exc)
     except MontageError as exc:
-        if args.json:
-            _progress(args).error(str(exc))
-        print(f"montage-ai: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("montage-ai: interrupted; finished pieces are cached and a re-run resumes", file=sys.stderr)
-        return 130
+        return _fail(args, str(exc), exc.exit_code, exc)
+    except OSError as exc:   # disk full, permissions, a vanished file: the user's environment
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(args, f"{where}{exc.strerror or exc}", 2, exc)
+    except RecursionError as exc:
+        return _fail(args, "input nested too deeply to process", 2, exc)
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback with --debug
+        return _fail(args, f"unexpected {type(exc).__name__}: {_first_line(exc)} (a bug: please report it "
+                           "with the output of --debug)", 1, exc)
+
+
+def signal_name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else ""
+
+
+def _fail(args: argparse.Namespace, message: str, code: int, exc: BaseException) -> int:
+    """The one error line (and, with --json, the error event); the traceback only with --debug."""
+    message = " ".join(message.split())   # one line, whatever the message held
+    if getattr(args, "debug", False):
+        import traceback
+
+        traceback.print_exception(exc)
+    if getattr(args, "json", False):
+        _progress(args).error(message)
+    print(f"montage-ai: error: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

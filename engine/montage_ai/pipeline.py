@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 import opentimelineio as otio
 from pydantic import BaseModel
 
+from . import atomic
 from .analysis.cache import load_or_analyze
 from .analysis.music import MusicAnalysis, analyze_music
 from .analysis.shots import ClipAnalysis
@@ -27,12 +27,13 @@ from .direct.plan import EditPlan
 from .direct.presets import load_style
 from .errors import MediaError, MontageError
 from .media.probe import MediaInfo, probe
+from .outputs import Inputs, Outputs, engine_outputs
 from .plan.cutter import CutList, cut
 from .render.conform import render
-from .report.page import make_report
+from .report.page import CHART_NAME, REPORT_NAME, STORYBOARD_NAME, make_report
 from .report.preview import PREVIEW_NAME, preview_spec
 from .report.progress import Progress, as_progress
-from .settings import Settings
+from .settings import Settings, parse_frame_rate
 from .timeline.build import build_timeline
 from .timeline.model import RenderSettings, RenderSpec
 from .timeline.read import exact_rate, read_timeline
@@ -85,13 +86,20 @@ class RunSummary(BaseModel):
 
 
 def find_clips(folder: Path) -> list[Path]:
+    """The video files in `folder` (not below it), hidden files and the engine's own outputs
+    (a montage.mp4 written there by an earlier run) left out."""
     if not folder.is_dir():
         raise MontageError(f"{folder}: clips folder not found")
-    return sorted(p.resolve() for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
-                  and not p.name.startswith("."))
+    own = engine_outputs(folder)
+    try:
+        entries = list(folder.iterdir())
+    except OSError as exc:
+        raise MontageError(f"{folder}: cannot list the clips folder ({exc.strerror or exc})") from exc
+    return sorted(p.resolve() for p in entries if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+                  and not p.name.startswith(".") and p.name not in own)
 
 
-def probe_clips(paths: list[Path]) -> tuple[list[MediaInfo], list[str]]:
+def probe_clips(paths: list[Path], folder: Path | None = None) -> tuple[list[MediaInfo], list[str]]:
     """Probe every file; unreadable ones are skipped with the reason, not fatal."""
     good, skipped = [], []
     for p in paths:
@@ -104,7 +112,7 @@ def probe_clips(paths: list[Path]) -> tuple[list[MediaInfo], list[str]]:
             log.warning("skipping %s", exc)
             skipped.append(str(exc))
     if not good:
-        raise MontageError(f"no usable video in {paths[0].parent if paths else 'the clips folder'}"
+        raise MontageError(f"no usable video in {folder or (paths[0].parent if paths else 'the clips folder')}"
                            + (f" ({len(skipped)} unreadable)" if skipped else ""))
     return good, skipped
 
@@ -143,31 +151,25 @@ def analyze_clips(media: list[MediaInfo], cache_dir: Path, workers: int,
 def choose_fps(settings: Settings, media: list[MediaInfo]) -> Fraction:
     """--fps when given, else the most common source rate (so sources play frame for frame)."""
     if settings.fps:
-        try:
-            fps = Fraction(settings.fps)
-        except (ValueError, ZeroDivisionError) as exc:
-            raise MontageError(f"--fps {settings.fps!r} is not a frame rate") from exc
-        if not 1 <= fps <= 240:
-            raise MontageError(f"--fps {settings.fps} is outside 1-240")
-        return fps
+        return parse_frame_rate(settings.fps)   # validated with the settings
     rates = Counter(exact_rate(float(m.fps)) for m in media if m.fps_num)
     return rates.most_common(1)[0][0] if rates else Fraction(30)
 
 
-def check_output_dir(out: Path) -> None:
+def prepare_cache(settings: Settings) -> Path:
+    """Create the cache folder (one line naming MONTAGE_CACHE_DIR when that is impossible)
+    and remove what killed runs left in it."""
+    root = Path(settings.cache_dir).expanduser()
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe_file = out / f".write-test-{os.getpid()}"
-        probe_file.write_bytes(b"")
-        probe_file.unlink()
+        root.mkdir(parents=True, exist_ok=True)
+        probe_name = atomic.temp_name(root / ".write-test")
+        probe_name.touch(exist_ok=False)
+        probe_name.unlink()
     except OSError as exc:
-        raise MontageError(f"{out}: output folder is not writable ({exc.strerror or exc})") from exc
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+        why = "it is a file, not a folder" if root.is_file() else (exc.strerror or str(exc))
+        raise MontageError(f"MONTAGE_CACHE_DIR {root}: cannot use it as the cache folder ({why})") from exc
+    atomic.sweep_stale_tree(root, max_depth=3)
+    return root
 
 
 def analysis_summary(music: MusicAnalysis | None, clips: list[ClipAnalysis]) -> dict:
@@ -182,21 +184,64 @@ def analysis_summary(music: MusicAnalysis | None, clips: list[ClipAnalysis]) -> 
     }
 
 
+MONTAGE_FILES = ("montage.otio", "plan.json", REPORT_NAME, STORYBOARD_NAME, CHART_NAME)
+
+
+def _export_formats(settings: Settings) -> list[str]:
+    """The --export formats besides the montage.otio every run writes; unknown ones fail now."""
+    wanted = [f.strip() for f in settings.export.split(",") if f.strip()]
+    if not wanted:
+        return []
+    from .interchange import FORMATS
+
+    unknown = [f for f in wanted if f not in FORMATS]
+    if unknown:
+        raise MontageError(f"--export {settings.export}: unknown format(s) {', '.join(unknown)}; "
+                           f"choose from {', '.join(FORMATS)}")
+    return [f for f in dict.fromkeys(wanted) if f != "otio"]
+
+
+def _montage_outputs(folder: Path, settings: Settings) -> list[Path]:
+    """Every file one montage writes into `folder`."""
+    from .interchange import export_paths
+
+    video = PREVIEW_NAME if settings.preview else "montage.mp4"
+    files = [folder / name for name in (video, *MONTAGE_FILES)]
+    formats = _export_formats(settings)
+    return files + (export_paths(None, folder, "montage", formats) if formats else [])
+
+
+def _variant_folder(out: Path, k: int) -> Path:
+    return out if k == 0 else out / f"variant-{k + 1}"
+
+
 def run(settings: Settings, progress: bool | Progress = True) -> RunSummary:
-    """Make the montage(s) for `settings`; every output lands in settings.out atomically."""
+    """Make the montage(s) for `settings`. Before any work, every output is checked against
+    the inputs and the files already in the output folder (outputs.py); every output lands
+    atomically and is recorded as the engine's."""
     if settings.clips is None or settings.music is None:
         raise MontageError("both --clips DIR and --music FILE are needed")
-    out = settings.out.resolve()
-    prog = as_progress(progress)
-    stages = prog.stage
-    check_output_dir(out)
+    out = Path(settings.out).expanduser().absolute()
     load_style(settings.style)  # an unknown style fails now, not after the analysis
-    music_path = settings.music.resolve()
+    music_path = settings.music.expanduser().resolve()
     if not music_path.is_file():
         raise MontageError(f"{music_path}: music file not found")
+    clip_paths = find_clips(settings.clips)
+    inputs = Inputs([music_path, *clip_paths])
+    inputs.add_folder(settings.clips)
+    with Outputs(inputs, force=settings.force) as outputs:
+        outputs.lock(out)
+        for k in range(settings.variants):
+            outputs.check(_montage_outputs(_variant_folder(out, k), settings))
+        prepare_cache(settings)
+        return _run_checked(settings, clip_paths, music_path, out, outputs, as_progress(progress))
 
+
+def _run_checked(settings: Settings, clip_paths: list[Path], music_path: Path, out: Path, outputs: Outputs,
+                 prog: Progress) -> RunSummary:
+    stages = prog.stage
     with stages("probe"):
-        media, skipped = probe_clips(find_clips(settings.clips))
+        media, skipped = probe_clips(clip_paths, settings.clips)
     with stages("music"):
         music = analyze_music(music_path, settings.music_start)
         music_info = probe(music_path)
@@ -217,16 +262,16 @@ def run(settings: Settings, progress: bool | Progress = True) -> RunSummary:
                                      crf=settings.crf, preset=settings.preset)
     context = _MontageContext(settings=settings, music=music, music_info=music_info, media=media, clips=clips,
                               fps=fps, render=render_settings, target_s=target, record=directed.record,
-                              workers=workers, notes=[])
-    outputs = []
+                              workers=workers, notes=[], outputs=outputs)
+    made = []
     for k, plan in enumerate(directed.plans):
-        folder = out if k == 0 else out / f"variant-{k + 1}"
-        outputs.append(_make_montage(context, plan, folder, prog, suffix="" if k == 0 else f" v{k + 1}"))
-    cuts, otio_path, plan_path = outputs[0]
+        made.append(_make_montage(context, plan, _variant_folder(out, k), prog,
+                                  suffix="" if k == 0 else f" v{k + 1}"))
+    cuts, otio_path, plan_path = made[0]
     exports: list[str] = []
     if settings.export:
         with stages("export"):
-            exports = _export([path for _, path, _ in outputs], settings.export)
+            exports = _export([path for _, path, _ in made], _export_formats(settings), outputs)
     video_name = PREVIEW_NAME if settings.preview else "montage.mp4"
     summary = RunSummary(
         out_dir=out, video=out / video_name, timeline=otio_path, plan=plan_path,
@@ -235,37 +280,40 @@ def run(settings: Settings, progress: bool | Progress = True) -> RunSummary:
         cuts=len(cuts.segments), clips_used=len({s.source for s in cuts.segments}), clips_found=len(media) + len(skipped),
         skipped=skipped, duration_s=cuts.total_frames / float(fps), frames=cuts.total_frames,
         fps=str(fps), stages_s=dict(prog.stages_s), cache_hits=hits, warnings=cuts.warnings,
-        director=directed.record, variants=[o[1].parent / video_name for o in outputs[1:]], exports=exports,
+        director=directed.record, variants=[o[1].parent / video_name for o in made[1:]], exports=exports,
         notes=context.notes,
     )
     with stages("report"):
-        for _, otio_p, plan_p in outputs:
-            _report(otio_p, plan_p, summary, music, settings, video_name)
+        for _, otio_p, plan_p in made:
+            _report(otio_p, plan_p, summary, music, settings, video_name, outputs)
     summary.stages_s = dict(prog.stages_s)
-    summary.report = out / "report.html"
+    summary.report = out / REPORT_NAME
     return summary
 
 
-def _export(timelines: list[Path], formats_csv: str) -> list[str]:
+def _export(timelines: list[Path], formats: list[str], outputs: Outputs) -> list[str]:
     """Write each montage timeline for the editors asked for; lines for the summary."""
-    from .interchange import export_timeline
+    from .interchange import export_paths, export_timeline
 
-    formats = [f.strip() for f in formats_csv.split(",") if f.strip() and f.strip() != "otio"]
     lines: list[str] = []
     for path in timelines:
         timeline = otio.adapters.read_from_file(str(path))
+        outputs.check(export_paths(timeline, path.parent, "montage", formats))
         for result in export_timeline(timeline, path.parent, basename="montage", formats=formats):
+            outputs.record(*result.paths)
             lines += [f"{result.format}: {p}" for p in result.paths]
             lines += [f"{result.format} note: {n}" for n in result.notes]
     return lines
 
 
 def _report(otio_path: Path, plan_path: Path, summary: RunSummary, music: MusicAnalysis, settings: Settings,
-            video_name: str) -> None:
+            video_name: str, outputs: Outputs) -> None:
     """report.html, storyboard.png and timeline.png beside a montage, from what was written."""
-    make_report(otio_path.parent, otio.adapters.read_from_file(str(otio_path)), json.loads(plan_path.read_text()),
+    folder = otio_path.parent
+    make_report(folder, otio.adapters.read_from_file(str(otio_path)), json.loads(plan_path.read_text()),
                 summary.model_dump(mode="json"), music=music, video_name=video_name,
                 settings=settings.model_dump(mode="json", exclude={"openai_api_key"}))
+    outputs.record(*(folder / name for name in (REPORT_NAME, STORYBOARD_NAME, CHART_NAME)))
 
 
 @dataclass
@@ -281,13 +329,14 @@ class _MontageContext:
     record: DirectorRecord
     workers: int
     notes: list[str]
+    outputs: Outputs
 
 
 def _make_montage(c: _MontageContext, plan: EditPlan, out: Path, prog: Progress,
                   suffix: str = "") -> tuple[CutList, Path, Path]:
     """One plan -> cut -> montage.otio + plan.json -> montage.mp4 (or the preview) in `out`."""
     stages = prog.stage
-    out.mkdir(parents=True, exist_ok=True)
+    c.outputs.lock(out)
     with stages("cut" + suffix):
         cuts = cut(c.music, c.clips, plan, c.fps, plan.target_duration_s or c.target_s, c.settings.seed)
     with stages("timeline" + suffix):
@@ -296,15 +345,16 @@ def _make_montage(c: _MontageContext, plan: EditPlan, out: Path, prog: Progress,
                                   plan, c.render, extra_metadata={"seed": c.settings.seed, "director_record": record,
                                                                 "plan": plan.model_dump(mode="json")})
         otio_path = out / "montage.otio"
-        write_atomic(otio_path, otio.adapters.write_to_string(timeline, "otio_json"))
+        atomic.write_text(otio_path, otio.adapters.write_to_string(timeline, "otio_json"))
         plan_path = out / "plan.json"
-        write_atomic(plan_path, json.dumps({
+        atomic.write_text(plan_path, json.dumps({
             "plan": plan.model_dump(mode="json"),
             "director": record,
             "analysis": analysis_summary(c.music, c.clips),
             "segments": [s.model_dump(mode="json") for s in cuts.segments],
             "warnings": cuts.warnings,
         }, indent=2))
+        c.outputs.record(otio_path, plan_path)
     spec = read_timeline(otio.adapters.read_from_file(str(otio_path)), base_dir=out)
     if c.settings.upscale:
         with stages("upscale" + suffix):
@@ -315,6 +365,7 @@ def _make_montage(c: _MontageContext, plan: EditPlan, out: Path, prog: Progress,
     with stages("render" + suffix):
         render(spec, out / video_name, c.settings.cache_dir / "render", workers=c.workers, progress=prog,
                encoder_threads=c.settings.encoder_threads())
+    c.outputs.record(out / video_name)
     return cuts, otio_path, plan_path
 
 
@@ -348,9 +399,14 @@ def upscale_for(spec: RenderSpec, settings: Settings, notes: list[str], prog: Pr
 
 def render_timeline_file(path: Path, out: Path, settings: Settings, search: list[Path],
                          overrides: dict[str, object], progress: bool | Progress = True) -> Path:
-    """Re-render a timeline file (any format OTIO has an adapter for) exactly as edited."""
+    """Re-render a timeline file (any format OTIO has an adapter for) exactly as edited. The
+    output may replace neither the timeline nor any media it uses."""
+    path = Path(path).expanduser().absolute()
+    out = Path(out).expanduser().absolute()
     if not path.is_file():
         raise MontageError(f"{path}: timeline file not found")
+    if out.is_dir():
+        raise MontageError(f"{out}: is a folder; give the output a file name (-o FOLDER/montage.mp4)")
     from .interchange import read_timeline_file
 
     try:
@@ -359,14 +415,48 @@ def render_timeline_file(path: Path, out: Path, settings: Settings, search: list
         if not settings.fps:
             raise
         # an EDL without its sidecar stores no rate: then --fps is the rate it was cut at
-        timeline = read_timeline_file(path, rate=float(Fraction(settings.fps)))
-    spec = read_timeline(timeline, base_dir=path.resolve().parent, search_dirs=search, overrides=overrides)
-    if settings.upscale:
-        notes: list[str] = []
-        spec = upscale_for(spec, settings, notes, as_progress(progress))
-        for line in notes:
-            log.warning("%s", line)
-    check_output_dir(out.resolve().parent)
-    render(spec, out.resolve(), settings.cache_dir / "render", workers=settings.worker_count(), progress=progress,
-           encoder_threads=settings.encoder_threads())
-    return out.resolve()
+        timeline = read_timeline_file(path, rate=float(parse_frame_rate(settings.fps)))
+    spec = read_timeline(timeline, base_dir=path.parent, search_dirs=search, overrides=overrides)
+    inputs = Inputs([path, path.with_name(path.name + ".json"), *spec_sources(spec)])
+    with Outputs(inputs, force=settings.force) as outputs:
+        outputs.lock(out.parent)
+        outputs.check([out])
+        prepare_cache(settings)
+        if settings.upscale:
+            notes: list[str] = []
+            spec = upscale_for(spec, settings, notes, as_progress(progress))
+            for line in notes:
+                log.warning("%s", line)
+        render(spec, out, settings.cache_dir / "render", workers=settings.worker_count(), progress=progress,
+               encoder_threads=settings.encoder_threads())
+        outputs.record(out)
+    return out
+
+
+def spec_sources(spec: RenderSpec) -> list[Path]:
+    """Every file a render reads: picture sources and audio."""
+    return [*(span.path for p in spec.pieces for span in (p.a, p.b) if span), *(a.path for a in spec.audio)]
+
+
+def export_file(path: Path, formats: list[str], out_dir: Path | None, rate: float | None, force: bool):
+    """`export`: write a timeline file for other editors beside it (or into out_dir), never
+    over the timeline itself or a file the engine did not write."""
+    from .interchange import FORMATS, export_paths, export_timeline, read_timeline_file
+
+    path = Path(path).expanduser().absolute()
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise MontageError(f"--to {','.join(formats)}: unknown format(s) {', '.join(unknown) or '(none)'}; "
+                           f"choose from {', '.join(FORMATS)}")
+    timeline = read_timeline_file(path, rate=rate)
+    folder = Path(out_dir).expanduser().absolute() if out_dir else path.parent
+    basename = path.stem
+    if folder == path.parent and any(p == path for p in export_paths(timeline, folder, basename, formats)):
+        basename += ".export"  # exporting montage.otio to otio beside itself
+    with Outputs(Inputs([path, path.with_name(path.name + ".json")]), force=force) as outputs:
+        outputs.lock(folder)
+        outputs.check(export_paths(timeline, folder, basename, formats))
+        results = export_timeline(timeline, folder, basename=basename, formats=formats)
+        for result in results:
+            outputs.record(*result.paths)
+    return results

@@ -12,13 +12,32 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from fractions import Fraction
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import MontageError
+from .timeline.model import X264Preset
 
 Aspect = Literal["16:9", "9:16", "1:1", "4:5"]
 Resolution = Literal["360p", "480p", "720p", "1080p", "2160p"]
 
 _SHORT_SIDE = {"360p": 360, "480p": 480, "720p": 720, "1080p": 1080, "2160p": 2160}
+
+
+MIN_FPS, MAX_FPS = 1, 240
+
+
+def parse_frame_rate(text: str) -> Fraction:
+    """"25", "29.97" or "30000/1001" -> an exact rate within 1-240 fps, or ValueError saying why."""
+    try:
+        rate = Fraction(str(text).strip())
+    except (ValueError, ZeroDivisionError):
+        raise ValueError("not a frame rate (use 25, 29.97 or 30000/1001)") from None
+    if not MIN_FPS <= rate <= MAX_FPS:
+        raise ValueError(f"outside {MIN_FPS}-{MAX_FPS} fps")
+    return rate
 
 
 def _env(name: str) -> AliasChoices:
@@ -33,15 +52,16 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
+        allow_inf_nan=False,
     )
 
     # --- deployment (names fixed by the deployment guide) ---
     cgpu_enabled: bool = Field(False, validation_alias=_env("CGPU_ENABLED"), description="Use Gemini through `cgpu serve` as the Creative Director")
     cgpu_host: str = Field("127.0.0.1", validation_alias=_env("CGPU_HOST"), description="Host where `cgpu serve` listens (host.docker.internal from a container)")
-    cgpu_port: int = Field(8080, validation_alias=_env("CGPU_PORT"), description="Port of `cgpu serve`")
+    cgpu_port: int = Field(8080, validation_alias=_env("CGPU_PORT"), ge=1, le=65535, description="Port of `cgpu serve`")
     cgpu_model: str = Field("gemini-2.5-flash", validation_alias=_env("CGPU_MODEL"), description="Gemini model asked through cgpu serve")
     cgpu_gpu_enabled: bool = Field(False, validation_alias=_env("CGPU_GPU_ENABLED"), description="Run upscaling on a Colab GPU through `cgpu run`")
-    cgpu_timeout: float = Field(1800.0, validation_alias=_env("CGPU_TIMEOUT"), description="Seconds allowed for one cloud GPU job")
+    cgpu_timeout: float = Field(1800.0, validation_alias=_env("CGPU_TIMEOUT"), gt=0, description="Seconds allowed for one cloud GPU job")
     memory_limit_gb: float = Field(8.0, validation_alias=_env("MEMORY_LIMIT_GB"), gt=0, description="Memory budget the engine keeps to (workers, ffmpeg threads)")
     max_parallel_jobs: int = Field(2, validation_alias=_env("MAX_PARALLEL_JOBS"), ge=1, description="Most ffmpeg/analysis jobs at once")
     ollama_host: str = Field("", validation_alias=_env("OLLAMA_HOST"), description="Ollama base URL; empty disables it")
@@ -64,7 +84,7 @@ class Settings(BaseSettings):
     resolution: Resolution = Field("1080p", validation_alias=_env("MONTAGE_RESOLUTION"), description="Output size by its short side")
     fps: str | None = Field(None, validation_alias=_env("MONTAGE_FPS"), description="Output frame rate, e.g. 25 or 30000/1001 (default: the sources' most common)")
     fit: Literal["crop", "pad"] = Field("crop", validation_alias=_env("MONTAGE_FIT"), description="Fill the frame by cropping, or letterbox")
-    seed: int = Field(0, validation_alias=_env("MONTAGE_SEED"), description="Seed for deterministic shot choice")
+    seed: int = Field(0, ge=0, le=2**63 - 1, validation_alias=_env("MONTAGE_SEED"), description="Seed for deterministic shot choice")
     prompt: str = Field("", validation_alias=_env("MONTAGE_PROMPT"), max_length=4000, description="Plain-language brief for the Creative Director")
     variants: int = Field(1, validation_alias=_env("MONTAGE_VARIANTS"), ge=1, le=5, description="Plans asked for in one LLM request; each is rendered")
     upscale: bool = Field(False, validation_alias=_env("MONTAGE_UPSCALE"), description="Upscale low-resolution sources with Real-ESRGAN before the conform")
@@ -75,7 +95,15 @@ class Settings(BaseSettings):
     export: str = Field("", validation_alias=_env("MONTAGE_EXPORT"), description="Also write the timeline for other editors: otio,kdenlive,fcp7,fcpxml,edl")
     keep_clip_audio: bool = Field(False, validation_alias=_env("MONTAGE_KEEP_CLIP_AUDIO"), description="Mix the clips' own sound under the music")
     crf: int = Field(20, validation_alias=_env("MONTAGE_CRF"), ge=0, le=51, description="x264 quality of the single final encode")
-    preset: str = Field("veryfast", validation_alias=_env("MONTAGE_X264_PRESET"), description="x264 speed preset of the final encode")
+    preset: X264Preset = Field("veryfast", validation_alias=_env("MONTAGE_X264_PRESET"), description="x264 speed preset of the final encode")
+    force: bool = Field(False, validation_alias=_env("MONTAGE_FORCE"), description="Replace existing files in the output folder that montage-ai did not write (never an input)")
+
+    @field_validator("fps")
+    @classmethod
+    def _valid_fps(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_frame_rate(value)
+        return value
 
     def output_size(self) -> tuple[int, int]:
         """Width and height for the aspect and resolution, both even."""
@@ -107,3 +135,47 @@ class Settings(BaseSettings):
     def encoder_threads(self) -> int:
         """Threads for the one final encode: x264's frame buffers grow with its threads."""
         return max(1, min(os.cpu_count() or 1, int(self.memory_limit_gb * 2)))
+
+
+class SettingsError(MontageError):
+    """A setting's value is not allowed; the message names the flag or variable."""
+
+
+def _explain(err: dict) -> str:
+    """pydantic's "Input should be greater than 0" -> "must be greater than 0"."""
+    msg = str(err.get("msg", "invalid value"))
+    for prefix in ("Input should be ", "Value should be ", "String should "):
+        if msg.startswith(prefix):
+            msg = ("must be " if prefix != "String should " else "must ") + msg[len(prefix):]
+            break
+    return msg.replace("Value error, ", "")
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def explain_validation(exc: ValidationError, flags: dict[str, str], given: set[str]) -> str:
+    """One line for the first invalid setting: the flag when the user gave one, else the
+    environment variable (or .env entry) it was read from."""
+    err = exc.errors()[0]
+    field = str(err["loc"][0]) if err.get("loc") else ""
+    info = Settings.model_fields.get(field)
+    if field in given:
+        where = flags.get(field, "--" + field.replace("_", "-"))
+    elif info is not None and isinstance(info.validation_alias, AliasChoices):
+        where = str(info.validation_alias.choices[0])
+    else:
+        where = field or "settings"
+    length = f" (it has {len(err['input']):,})" if "too_long" in str(err.get("type")) and hasattr(err.get("input"), "__len__") else ""
+    return f"{where} {_shown(err.get('input'))}: {_explain(err)}{length}"
+
+
+def load_settings(flags: dict[str, str] | None = None, **given: object) -> Settings:
+    """Settings from flags (`given`), the environment and .env, or a SettingsError naming the
+    first bad value and where it came from. `flags` maps field names to their flag spelling."""
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise SettingsError(explain_validation(exc, flags or {}, set(given))) from None

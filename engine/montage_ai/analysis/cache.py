@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from .. import atomic
 from ..media.probe import MediaInfo
 from .shots import ANALYSIS_VERSION, ClipAnalysis, analyze_clip, relabel
 
@@ -51,16 +50,5 @@ def _load(path: Path) -> ClipAnalysis | None:
 
 
 def _store(path: Path, analysis: ClipAnalysis) -> None:
-    """Write atomically: temp file in the same folder, then os.replace."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(analysis.model_dump_json())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic.write_text(path, analysis.model_dump_json())

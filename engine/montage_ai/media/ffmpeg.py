@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .. import procs
 from ..errors import RenderError
 
 
@@ -77,45 +78,34 @@ def run_ffmpeg(
     timeout_s: float | None = None,
     on_progress_frame: Callable[[int], None] | None = None,
 ) -> None:
-    """Run ffmpeg with `args` (everything after the binary name).
+    """Run ffmpeg with `args` (everything after the binary name), bounded by `timeout_s`.
 
     `what` names the job in the error message. When `on_progress_frame` is given, ffmpeg's
     machine-readable progress (`-progress pipe:1`) is parsed and the callback receives the
-    number of frames written so far.
+    number of frames written so far. The child runs in its own process group (procs.py), so
+    a timeout or a stop of the engine ends it and everything it started.
     """
     argv = [ffmpeg_path(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
     if on_progress_frame is not None:
         argv += ["-progress", "pipe:1", "-nostats"]
     argv += [os.fspath(a) for a in args]
+
+    def progress_line(line: str) -> None:
+        if on_progress_frame is not None and line.startswith("frame="):
+            try:
+                on_progress_frame(int(line.split("=", 1)[1]))
+            except ValueError:
+                pass
+
     try:
-        proc = subprocess.Popen(
-            argv,
-            stdout=subprocess.PIPE if on_progress_frame else subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        done = procs.run(argv, timeout_s=timeout_s, on_stdout_line=progress_line if on_progress_frame else None)
     except OSError as exc:
-        raise RenderError(f"cannot start ffmpeg ({argv[0]}): {exc}") from exc
-    try:
-        if on_progress_frame is not None and proc.stdout is not None:
-            for line in proc.stdout:
-                if line.startswith("frame="):
-                    try:
-                        on_progress_frame(int(line.split("=", 1)[1]))
-                    except ValueError:
-                        pass
-        _, stderr = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired as exc:
-        proc.kill()
-        proc.communicate()
-        raise RenderError(f"{what}: ffmpeg took longer than {timeout_s:.0f} s and was stopped") from exc
-    except BaseException:
-        proc.kill()
-        proc.communicate()
-        raise
-    if proc.returncode != 0:
-        tail = " | ".join((stderr or "").strip().splitlines()[-3:])
-        raise RenderError(f"{what}: ffmpeg exited with {proc.returncode}: {tail}")
+        raise RenderError(f"cannot start ffmpeg ({argv[0]}): {exc.strerror or exc}") from exc
+    if done.timed_out:
+        raise RenderError(f"{what}: ffmpeg took longer than {timeout_s:.0f} s and was stopped")
+    if done.returncode != 0:
+        procs.check_interrupted()   # killed because the run is stopping: not ffmpeg's fault
+        raise RenderError(f"{what}: ffmpeg exited with {done.returncode}: {done.stderr_tail()}")
 
 
 def atomic_target(final: Path) -> Path:

@@ -6,6 +6,12 @@ exactly its frame count. The pieces are rendered in parallel (bounded by the wor
 cached by content so an interrupted or repeated render resumes, and joined with the concat
 demuxer into the single lossy encode, where the grade and the music are applied. So there is
 one generation of lossy encoding from source to output, and the output appears atomically.
+
+Pieces are content-addressed: identical pieces (the same source window used twice) are
+rendered once, and two runs sharing one cache may render the same piece at the same time,
+each into its own temporary file (atomic.py), the last rename winning with identical content.
+The concat list names pieces relative to its own folder, so no path (a cache folder whose
+name holds a quote or a newline) is ever written into it.
 """
 
 from __future__ import annotations
@@ -13,18 +19,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from ..media.ffmpeg import atomic_target, run_ffmpeg
+from ..atomic import atomic_path, scratch_path
+from ..media.ffmpeg import run_ffmpeg
 from ..report.progress import Progress, as_progress
 from ..timeline.model import Piece, RenderSettings, RenderSpec
 
 RENDER_VERSION = 1
 SAMPLE_RATE = 48000
+# Time bounds for ffmpeg: generous (a slow preset at 4K on two cores), but finite, so a hung
+# decoder cannot hold a render forever.
+PIECE_TIMEOUT_S, PIECE_TIMEOUT_PER_FRAME_S = 120.0, 2.0
+ENCODE_TIMEOUT_S, ENCODE_TIMEOUT_PER_FRAME_S = 300.0, 3.0
 
 
 @dataclass(frozen=True)
@@ -183,20 +193,18 @@ def render(spec: RenderSpec, out_path: Path, cache_dir: Path, workers: int = 2,
     has_audio = _probe_audio({sp.path for p in spec.pieces for sp in (p.a, p.b) if sp}) if with_audio else {}
 
     jobs = [(p, piece_dir / f"{_piece_key(p, s, with_audio)}.mkv") for p in spec.pieces]
-    todo = [(p, path) for p, path in jobs if not path.exists()]
+    unique = {path: p for p, path in jobs}          # a source window used twice is rendered once
+    todo = [(p, path) for path, p in unique.items() if not path.exists()]
     prog = as_progress(progress)
-    bar = prog.bar("render pieces", total=len(jobs), unit="piece", initial=len(jobs) - len(todo))
+    bar = prog.bar("render pieces", total=len(unique), unit="piece", initial=len(unique) - len(todo))
 
     def one(job: tuple[Piece, Path]) -> None:
         p, final = job
-        tmp = atomic_target(final)
-        try:
+        with atomic_path(final) as tmp:
             run_ffmpeg(piece_args(p, s, threads, tmp, with_audio, has_audio),
                        what=f"rendering frames {p.record_start_frame}-{p.record_start_frame + p.frames} "
-                            f"({p.a.path.name if p.a else 'black'})")
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
+                            f"({p.a.path.name if p.a else 'black'})",
+                       timeout_s=PIECE_TIMEOUT_S + PIECE_TIMEOUT_PER_FRAME_S * p.frames)
         bar.update(1)
 
     try:
@@ -205,21 +213,16 @@ def render(spec: RenderSpec, out_path: Path, cache_dir: Path, workers: int = 2,
     finally:
         bar.close()
 
-    with tempfile.TemporaryDirectory(dir=cache_dir, prefix="concat-") as tmpdir:
-        concat = Path(tmpdir) / "pieces.ffconcat"
-        lines = ["ffconcat version 1.0"]
-        for _, path in jobs:
-            lines.append("file '" + str(path).replace("'", "'\\''") + "'")
+    with scratch_path(piece_dir / "pieces.ffconcat") as concat:
+        lines = ["ffconcat version 1.0", *(f"file '{path.name}'" for _, path in jobs)]
         concat.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        tmp_out = atomic_target(out_path)
         fbar = prog.bar("encode", total=spec.total_frames, unit="frame")
         try:
-            run_ffmpeg(_final_args(spec, concat, tmp_out, encoder_threads or cores), what=f"encoding {out_path.name}",
-                       on_progress_frame=fbar.set)
-            os.replace(tmp_out, out_path)
+            with atomic_path(out_path) as tmp_out:
+                run_ffmpeg(_final_args(spec, concat, tmp_out, encoder_threads or cores), what=f"encoding {out_path.name}",
+                           on_progress_frame=fbar.set,
+                           timeout_s=ENCODE_TIMEOUT_S + ENCODE_TIMEOUT_PER_FRAME_S * spec.total_frames)
         finally:
             fbar.close()
-            tmp_out.unlink(missing_ok=True)
     return RenderResult(path=out_path, frames=spec.total_frames, pieces_rendered=len(todo),
-                        pieces_cached=len(jobs) - len(todo))
-
+                        pieces_cached=len(unique) - len(todo))

@@ -109,7 +109,8 @@ class Progress:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Time a stage: stage_start, then stage_end with `seconds`, or error (and re-raise)."""
+        """Time a stage: stage_start, then stage_end with `seconds`, or (JSON mode) an error
+        event naming the stage, and re-raise."""
         previous, self._stage = self._stage, name
         self.event("stage_start", stage=name)
         t0 = time.perf_counter()
@@ -117,7 +118,8 @@ class Progress:
             yield
         except BaseException as exc:
             self.stages_s[name] = round(time.perf_counter() - t0, 2)
-            self.event("error", stage=name, message=_describe(exc))
+            if self.mode == "json":   # on a terminal the CLI prints the one error line itself
+                self.event("error", stage=name, message=_describe(exc))
             raise
         else:
             self.stages_s[name] = round(time.perf_counter() - t0, 2)
@@ -196,7 +198,9 @@ class Progress:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
+    if isinstance(exc, KeyboardInterrupt):
+        return f"stopped ({str(exc) or 'SIGINT'})"
+    text = " ".join(str(exc).split())
     return text or type(exc).__name__
 
 

@@ -11,25 +11,44 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..direct.plan import Look
 
 META_KEY = "montage_ai"
 LOOK_EFFECT = "montage_ai.look"
+X264Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
+MAX_SIDE = 8192          # x264's level 6.2 limit is 8192x4320; bigger is a damaged timeline
+MAX_FPS = 240
 
 
 class RenderSettings(BaseModel):
-    """Output format, stored in the timeline so a re-render matches the first render."""
+    """Output format, stored in the timeline so a re-render matches the first render. A
+    timeline can come from anywhere, so every value is bounded here, before ffmpeg sees it."""
 
-    width: int = Field(gt=0)
-    height: int = Field(gt=0)
-    fps_num: int = Field(gt=0)
-    fps_den: int = Field(1, gt=0)
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    width: int = Field(ge=16, le=MAX_SIDE)
+    height: int = Field(ge=16, le=MAX_SIDE)
+    fps_num: int = Field(gt=0, le=MAX_FPS * 1001)
+    fps_den: int = Field(1, gt=0, le=1001)
     fit: Literal["crop", "pad"] = "crop"
     keep_clip_audio: bool = False
-    crf: int = 20
-    preset: str = "veryfast"
+    crf: int = Field(20, ge=0, le=51)
+    preset: X264Preset = "veryfast"
+
+    @field_validator("width", "height")
+    @classmethod
+    def _even(cls, value: int) -> int:
+        if value % 2:
+            raise ValueError("must be even (H.264 in 4:2:0)")
+        return value
+
+    @model_validator(mode="after")
+    def _sane_rate(self) -> "RenderSettings":
+        if not 1 <= self.fps <= MAX_FPS:
+            raise ValueError(f"frame rate {self.fps_num}/{self.fps_den} is outside 1-{MAX_FPS} fps")
+        return self
 
     @property
     def fps(self) -> Fraction:

@@ -8,15 +8,24 @@ be found is listed in one error.
 
 from __future__ import annotations
 
+import os
+import time
 from fractions import Fraction
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import opentimelineio as otio
+from pydantic import ValidationError
 
 from ..direct.plan import Look
 from ..errors import MontageError
 from .model import LOOK_EFFECT, META_KEY, AudioSpan, Piece, RenderSettings, RenderSpec, SourceSpan
+
+MAX_DURATION_S = 6 * 3600      # longer than any song or DJ set a montage is cut to
+MAX_PIECES = 50_000            # each piece is one ffmpeg run
+SEARCH_MAX_ENTRIES = 2_000_000  # --search walks at most this many folder entries
+SEARCH_MAX_S = 120.0
+_PSEUDO_FS = ("/proc", "/sys", "/dev", "/run")   # never media; /proc alone is endless
 
 _COMMON_RATES = [Fraction(24000, 1001), Fraction(30000, 1001), Fraction(60000, 1001), Fraction(24),
                  Fraction(25), Fraction(30), Fraction(48), Fraction(50), Fraction(60)]
@@ -54,10 +63,10 @@ class Relinker:
     def _by_name(self) -> dict[str, Path]:
         if self._index is None:
             self._index = {}
+            budget = _WalkBudget()
             for d in self.search_dirs:
-                for p in sorted(d.rglob("*")):
-                    if p.is_file():
-                        self._index.setdefault(p.name, p.resolve())
+                for p in _walk_files(Path(d), budget):
+                    self._index.setdefault(p.name, p)
         return self._index
 
     def resolve(self, ref: otio.core.MediaReference, clip_name: str) -> Path | None:
@@ -67,10 +76,38 @@ class Relinker:
         path = url_to_path(ref.target_url, self.base_dir)
         if path.is_file():
             return path.resolve()
-        found = self._by_name().get(path.name)
+        found = self._by_name().get(path.name) if self.search_dirs else None
         if found is None:
             self.missing.append(str(path))
         return found
+
+
+class _WalkBudget:
+    """How much of the disk one --search may walk: a bound on entries and on time."""
+
+    def __init__(self) -> None:
+        self.entries = 0
+        self.deadline = time.monotonic() + SEARCH_MAX_S
+
+    def spend(self, root: Path) -> None:
+        self.entries += 1
+        if self.entries > SEARCH_MAX_ENTRIES or (self.entries % 4096 == 0 and time.monotonic() > self.deadline):
+            raise MontageError(f"--search {root}: gave up after {self.entries:,} entries; point --search at "
+                               "the folder that holds the media")
+
+
+def _walk_files(root: Path, budget: _WalkBudget):
+    """Regular files under `root`, not following links, skipping /proc, /sys, /dev, /run and
+    folders that cannot be read."""
+    if not root.is_dir():
+        raise MontageError(f"--search {root}: folder not found")
+    for folder, dirs, files in os.walk(root, onerror=lambda _e: None, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if os.path.join(folder, d) not in _PSEUDO_FS)
+        for name in sorted(files):
+            budget.spend(root)
+            path = Path(folder, name)
+            if path.is_file():
+                yield path.resolve()
 
 
 def _media_offset_s(clip: otio.schema.Clip) -> float:
@@ -103,7 +140,13 @@ def _settings(timeline: otio.schema.Timeline, track: otio.schema.Track,
     meta.setdefault("width", 1920)
     meta.setdefault("height", 1080)
     meta.update({k: v for k, v in overrides.items() if v is not None})
-    return RenderSettings(**meta)
+    try:
+        return RenderSettings(**meta)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(x) for x in err["loc"]) or "render settings"
+        raise MontageError(f"timeline {timeline.name!r}: render setting {field} = {err.get('input')!r} "
+                           f"is not usable ({err['msg']})") from None
 
 
 def _look(track: otio.schema.Track) -> Look | None:
@@ -193,6 +236,17 @@ def _audio(timeline: otio.schema.Timeline, relink: Relinker) -> list[AudioSpan]:
     return spans
 
 
+def _check_length(timeline: otio.schema.Timeline) -> None:
+    """Refuse absurd lengths before building anything (a damaged or hostile file)."""
+    try:
+        seconds = timeline.duration().to_seconds()
+    except (ValueError, ArithmeticError) as exc:
+        raise MontageError(f"timeline {timeline.name!r}: its length cannot be computed ({exc})") from None
+    if not seconds <= MAX_DURATION_S:   # also catches NaN
+        raise MontageError(f"timeline {timeline.name!r} is {seconds / 3600:,.1f} hours long; montage-ai renders "
+                           f"at most {MAX_DURATION_S // 3600} hours")
+
+
 def read_timeline(
     timeline: otio.schema.Timeline,
     base_dir: Path | None = None,
@@ -202,6 +256,7 @@ def read_timeline(
     """Turn `timeline` into a RenderSpec; raise MontageError listing media that cannot be found."""
     track = _video_track(timeline)
     settings = _settings(timeline, track, overrides or {})
+    _check_length(timeline)
     relink = Relinker(base_dir, list(search_dirs or []))
     pieces = _pieces(track, settings.fps, relink)
     audio = _audio(timeline, relink)
@@ -214,4 +269,7 @@ def read_timeline(
         pieces.append(Piece(kind="black", record_start_frame=video_end, frames=total - video_end))
     if total <= 0 or video_end <= 0:
         raise MontageError(f"timeline {timeline.name!r} has no picture to render")
+    if len(pieces) > MAX_PIECES:
+        raise MontageError(f"timeline {timeline.name!r} has {len(pieces):,} pieces; montage-ai renders at most "
+                           f"{MAX_PIECES:,}")
     return RenderSpec(settings=settings, total_frames=total, pieces=pieces, audio=audio, look=_look(track))
