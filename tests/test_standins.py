@@ -30,6 +30,7 @@ from standins import (
     Error,
     OllamaStandIn,
     Text,
+    auth_error,
     cli_error,
     cli_failure,
     cli_missing,
@@ -244,10 +245,51 @@ def test_cgpu_scripted_errors(cgpu: CgpuServeStandIn, reply: Error, status: int,
     assert r.json() == {"error": {"code": code, "message": reply.message, "details": reply.details}}
 
 
-def test_cgpu_quota_message_mentions_429(cgpu: CgpuServeStandIn) -> None:
+def test_cgpu_quota_error_is_gemini_clis_pretty_printed_json(cgpu: CgpuServeStandIn) -> None:
+    # gemini-cli --output-format json: JSON.stringify({session_id, error: {type, message, code}}, null, 2)
+    # on stderr, which cgpu serve (runner.ts) passes on as the message of a 502 gemini_cli_error
     cgpu.script(quota_exceeded())
     error = _post(cgpu, {"input": "x"}).json()["error"]
-    assert error["code"] == "gemini_cli_error" and "429" in error["message"]
+    assert error["code"] == "gemini_cli_error" and error["details"] == ""
+    assert error["message"].startswith('{\n  "session_id": ')
+    assert json.loads(error["message"])["error"] == {
+        "type": "TerminalQuotaError", "message": "You have exhausted your daily quota on this model.", "code": 1}
+
+
+def test_cgpu_quota_error_after_retry_warnings_and_without_session_id(cgpu: CgpuServeStandIn) -> None:
+    warning = "Attempt 1 failed: Quota exceeded for quota metric.\nSuggested retry after 10s.. Retrying after 10000ms..."
+    cgpu.script(quota_exceeded("Resource has been exhausted (e.g. check quota).", "RetryableQuotaError",
+                               warnings=[warning], session_id=None))
+    message = _post(cgpu, {"input": "x"}).json()["error"]["message"]
+    head, _, obj = message.partition("\n{")
+    assert head.startswith("Attempt 1 failed") and json.loads("{" + obj) == {"error": {
+        "type": "RetryableQuotaError", "message": "Resource has been exhausted (e.g. check quota).", "code": 1}}
+
+
+def test_cgpu_auth_error_drops_the_credentials_line(cgpu: CgpuServeStandIn) -> None:
+    cgpu.script(auth_error())
+    error = _post(cgpu, {"input": "x"}).json()["error"]
+    assert error["code"] == "gemini_cli_error" and "Loaded cached credentials" not in error["message"]
+    assert json.loads(error["message"])["error"]["message"].startswith("Please set an Auth method in your ")
+
+
+@pytest.mark.parametrize("stderr, stdout, message, details", [
+    ("  Loaded cached credentials.\nboom\n", " partial \n", "boom", "partial"),
+    ("", "", "Gemini CLI exited with code 41", ""),                 # no stderr: the exit code
+    ("Loaded cached credentials.", "", "", ""),                      # only the noise line: an empty message
+])
+def test_cgpu_cli_error_message_follows_runner_ts(cgpu: CgpuServeStandIn, stderr: str, stdout: str,
+                                                 message: str, details: str) -> None:
+    cgpu.script(cli_error(stderr, stdout, exit_code=41))
+    assert _post(cgpu, {"input": "x"}).json() == {"error": {"code": "gemini_cli_error", "message": message,
+                                                            "details": details}}
+
+
+def test_cgpu_invalid_json_details_are_trimmed_stdout(cgpu: CgpuServeStandIn) -> None:
+    cgpu.script(invalid_json("  Loaded cached credentials.\n{not json  \n"))
+    assert _post(cgpu, {"input": "x"}).json() == {"error": {
+        "code": "invalid_json", "message": "Gemini CLI returned malformed JSON",
+        "details": "Loaded cached credentials.\n{not json"}}
 
 
 def test_cgpu_delay_within_timeout_is_answered(cgpu: CgpuServeStandIn) -> None:

@@ -13,6 +13,27 @@ Usage::
         client = OpenAI(base_url=srv.base_url, api_key="unused", max_retries=0)
         client.responses.create(model="gemini-2.5-flash", input="...").output_text
 
+Where each failure comes from (cgpu 0.1.4, src/serve/runner.ts and server.ts; gemini-cli
+packages/cli/src/utils/errors.ts, validateNonInterActiveAuth.ts, core/src/output/json-formatter.ts,
+core/src/utils/googleQuotaErrors.ts):
+
+- `empty_response()`: cgpu SIGKILLs gemini at `--timeout`; Node reports exit code null, which
+  runner.ts reads as 0, and gemini (JSON output is written at the end) printed nothing, so the
+  reply is 502 `empty_response` "Gemini CLI produced no output", details null.
+- `invalid_json(stdout)`: gemini exited 0 but its trimmed stdout is not JSON: 502 `invalid_json`
+  "Gemini CLI returned malformed JSON", details = that stdout.
+- `cli_error(stderr, stdout, exit_code)`: gemini exited non-zero: 502 `gemini_cli_error`, the
+  message is its trimmed stderr with every "Loaded cached credentials." line removed (or
+  "Gemini CLI exited with code N" when stderr was empty), details = its trimmed stdout ("").
+- `auth_error()` and `quota_exceeded()`: what gemini-cli writes to stderr in `--output-format
+  json` mode before exiting 1: handleError -> JsonFormatter.formatError, i.e.
+  `JSON.stringify({session_id?, error: {type, message, code}}, null, 2)`. `session_id` is there
+  since gemini-cli 0.21 (December 2025); pass `session_id=None` for the older form. A quota
+  failure is a TerminalQuotaError (daily quota) or a RetryableQuotaError whose retries ran out,
+  after "Attempt N failed: ..." warning lines, also on stderr.
+- `cli_missing()`: spawn fails with ENOENT: 500 `gemini_cli_missing`.
+- `cli_failure()`: gemini's JSON on stdout holds an `error`: 502 `gemini_cli_failure`.
+
 The module also holds the pieces shared with the other stand-ins (reply kinds, request
 recording, the threaded server base class).
 """
@@ -22,6 +43,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import threading
 import time
@@ -29,6 +51,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Sequence
 from typing import Any, Callable, Union
 from urllib.parse import urlsplit
 
@@ -39,12 +62,15 @@ __all__ = [
     "Reply",
     "StandInServer",
     "Text",
+    "auth_error",
     "cli_error",
     "cli_failure",
     "cli_missing",
     "empty_response",
+    "gemini_json_error",
     "invalid_json",
     "quota_exceeded",
+    "response_payload",
 ]
 
 MAX_BODY_BYTES = 512 * 1024  # cgpu serve: DEFAULT_MAX_BODY
@@ -84,23 +110,47 @@ class Error:
 Reply = Union[Text, Error]
 
 
-# The real server's failure modes, with the messages its source produces. Quota and 429 errors
-# are the gemini CLI exiting non-zero, so they arrive as 502 gemini_cli_error with stderr as the
-# message and stdout (usually empty) as details.
+# The real server's failure modes, with the messages its source produces (see the module
+# docstring for where each comes from). Quota and auth errors are the gemini CLI exiting
+# non-zero, so they arrive as 502 gemini_cli_error with stderr as the message.
+
+_CREDENTIALS_LINE = re.compile(r"^Loaded cached credentials\.\n?", re.M)
+SESSION_ID = "9f1c2a4e-5b7d-4c3e-8a6f-0d2b4e6f8a1c"
+AUTH_MESSAGE = ("Please set an Auth method in your /home/user/.gemini/settings.json or specify one of the "
+                "following environment variables before running: GEMINI_API_KEY, GOOGLE_GENAI_USE_VERTEXAI, "
+                "GOOGLE_GENAI_USE_GCA")
+DAILY_QUOTA_MESSAGE = "You have exhausted your daily quota on this model."
 
 
-def cli_error(stderr: str, stdout: str = "", delay_s: float = 0.0) -> Error:
-    """502 `gemini_cli_error`: the gemini CLI exited non-zero (message is its stderr)."""
-    return Error(502, "gemini_cli_error", stderr or "Gemini CLI exited with code 1", stdout, delay_s)
+def cli_error(stderr: str, stdout: str = "", delay_s: float = 0.0, exit_code: int = 1) -> Error:
+    """502 `gemini_cli_error`: the gemini CLI exited non-zero (runner.ts: the message is its
+    trimmed stderr without "Loaded cached credentials." lines, details its trimmed stdout)."""
+    message = stderr.strip() or f"Gemini CLI exited with code {exit_code}"
+    message = _CREDENTIALS_LINE.sub("", message).strip()
+    return Error(502, "gemini_cli_error", message, stdout.strip(), delay_s)
 
 
-def quota_exceeded(delay_s: float = 0.0) -> Error:
-    """502 `gemini_cli_error` carrying a Gemini 429 / quota message, as cgpu passes it on."""
-    return cli_error(
-        "Error when talking to Gemini API [429 Too Many Requests] RESOURCE_EXHAUSTED: "
-        "Quota exceeded for quota metric 'Gemini requests per minute'. Please retry later.",
-        delay_s=delay_s,
-    )
+def gemini_json_error(message: str, error_type: str = "Error", code: int = 1,
+                      session_id: str | None = SESSION_ID) -> str:
+    """What gemini-cli writes to stderr for a fatal error in `--output-format json` mode."""
+    payload: dict[str, Any] = {} if session_id is None else {"session_id": session_id}
+    payload["error"] = {"type": error_type, "message": message, **({"code": code} if code else {})}
+    return json.dumps(payload, indent=2, ensure_ascii=False)
+
+
+def auth_error(message: str = AUTH_MESSAGE, session_id: str | None = SESSION_ID, delay_s: float = 0.0) -> Error:
+    """gemini is not logged in: validateNonInteractiveAuth -> handleError(error, config, 1)."""
+    return cli_error("Loaded cached credentials.\n" + gemini_json_error(message, "Error", 1, session_id),
+                     delay_s=delay_s)
+
+
+def quota_exceeded(message: str = DAILY_QUOTA_MESSAGE, error_type: str = "TerminalQuotaError",
+                   warnings: Sequence[str] = (), session_id: str | None = SESSION_ID,
+                   delay_s: float = 0.0) -> Error:
+    """502 `gemini_cli_error` carrying gemini-cli's pretty-printed quota error (after any
+    "Attempt N failed ..." warning lines), as cgpu passes stderr on."""
+    stderr = "\n".join([*warnings, gemini_json_error(message, error_type, 1, session_id)])
+    return cli_error(stderr, delay_s=delay_s)
 
 
 def empty_response(delay_s: float = 0.0) -> Error:
@@ -109,8 +159,8 @@ def empty_response(delay_s: float = 0.0) -> Error:
 
 
 def invalid_json(stdout: str = "Loaded cached credentials.\nnot json", delay_s: float = 0.0) -> Error:
-    """502 `invalid_json`: the gemini CLI's stdout was not JSON (details is that stdout)."""
-    return Error(502, "invalid_json", "Gemini CLI returned malformed JSON", stdout, delay_s)
+    """502 `invalid_json`: the gemini CLI's trimmed stdout was not JSON (details is that stdout)."""
+    return Error(502, "invalid_json", "Gemini CLI returned malformed JSON", stdout.strip(), delay_s)
 
 
 def cli_failure(message: str = "Gemini CLI reported an error", delay_s: float = 0.0) -> Error:
@@ -174,16 +224,18 @@ class StandInServer:
     """
 
     handler_class: type[BaseHTTPRequestHandler]
+    reply_types: tuple[type, ...] = (Text, Error)   # what `script` accepts
 
     def __init__(self, default_text: str = "{}", *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.default_text = default_text
         self.requests: list[RecordedRequest] = []
         self._bind = (host, port)
-        self._queue: deque[Reply] = deque()
+        self._queue: deque[Any] = deque()
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._last_address: tuple[Any, ...] | None = None
 
     # -- life cycle
     def bind(self) -> ThreadingHTTPServer:
@@ -229,14 +281,20 @@ class StandInServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # -- addresses
+    # -- addresses (after stop(), the address it had: reading it must not bind a new server)
     @property
     def host(self) -> str:
-        return self.bind().server_address[0]  # type: ignore[return-value]
+        return str(self._address()[0])
 
     @property
     def port(self) -> int:
-        return int(self.bind().server_address[1])
+        return int(self._address()[1])
+
+    def _address(self) -> tuple[Any, ...]:
+        if self._httpd is None and self._last_address is not None:
+            return self._last_address
+        self._last_address = tuple(self.bind().server_address)
+        return self._last_address
 
     @property
     def url(self) -> str:
@@ -252,8 +310,9 @@ class StandInServer:
     def script(self, *replies: Reply) -> None:
         """Queue replies; each model request consumes one, then `default_text` is answered."""
         for reply in replies:
-            if not isinstance(reply, (Text, Error)):
-                raise TypeError(f"not a Text or Error reply: {reply!r}")
+            if not isinstance(reply, self.reply_types):
+                names = ", ".join(t.__name__ for t in self.reply_types)
+                raise TypeError(f"not one of {names}: {reply!r}")
         with self._lock:
             self._queue.extend(replies)
 
@@ -263,7 +322,7 @@ class StandInServer:
         with self._lock:
             return len(self._queue)
 
-    def next_reply(self) -> Reply:
+    def next_reply(self) -> Any:
         with self._lock:
             return self._queue.popleft() if self._queue else Text(self.default_text)
 
@@ -637,6 +696,13 @@ class _CgpuHandler(_BaseHandler):
             "tool_choice": tool_choice, "tools": tools, "temperature": temperature,
             "top_p": top_p, "max_output_tokens": max_output_tokens, "parallel_tool_calls": parallel,
         }
+
+
+def response_payload(text: str, model: str = "gemini-2.5-flash") -> dict[str, Any]:
+    """A complete cgpu serve reply for `text`, for stand-ins that answer without validating."""
+    return _response_payload({"model": model, "instructions": None, "metadata": {}, "tool_choice": "auto",
+                              "tools": [], "temperature": None, "top_p": None, "max_output_tokens": None,
+                              "parallel_tool_calls": True}, text)
 
 
 def _response_payload(n: dict[str, Any], text: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from .cgpu_serve import Error, RecordedRequest, Reply, StandInServer, Text, _BaseHandler
 
-__all__ = ["OllamaStandIn", "Text", "Error", "Reply", "RecordedRequest", "ollama_error_body"]
+__all__ = ["OllamaStandIn", "Text", "Error", "Reply", "RecordedRequest", "chat_payload", "ollama_error_body"]
 
 OLLAMA_VERSION = "0.12.6"
 
@@ -104,21 +104,26 @@ class _OllamaHandler(_BaseHandler):
             return
         prompt_words = sum(len(m.get("content", "").split()) for m in messages
                            if isinstance(m, dict) and isinstance(m.get("content"), str))
-        completion_words = len(reply.text.split())
-        self.send_json(200, {
-            "id": f"chatcmpl-{random.randint(0, 999)}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": model,
-            "system_fingerprint": "fp_ollama",
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": reply.text},
-                "finish_reason": "stop",
-            }],
-            "usage": {"prompt_tokens": prompt_words, "completion_tokens": completion_words,
-                      "total_tokens": prompt_words + completion_words},
-        })
+        self.send_json(200, chat_payload(reply.text, model, prompt_words))
+
+
+def chat_payload(text: str, model: str = "llama3.2:latest", prompt_words: int = 0) -> dict[str, Any]:
+    """Ollama's chat.completion object for an assistant answer `text` (openai/openai.go)."""
+    completion_words = len(text.split())
+    return {
+        "id": f"chatcmpl-{random.randint(0, 999)}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": "fp_ollama",
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "finish_reason": "stop",
+        }],
+        "usage": {"prompt_tokens": prompt_words, "completion_tokens": completion_words,
+                  "total_tokens": prompt_words + completion_words},
+    }
 
 
 class OllamaStandIn(StandInServer):

@@ -2,32 +2,35 @@
 
 One request per montage (plus at most one repair), never one per cut. The LLM sees a compact
 summary with short shot IDs; paths never go to it and never come from it. A reply is parsed,
-validated and, if it fails, repaired once by quoting the errors; when that fails too, or the
-backend cannot be reached, the offline director takes over and the record says why. Replies
-that validate are cached by (brief, summary, model, backend), so a re-run spends nothing.
+validated and, if it fails, repaired once by quoting the errors (and a short excerpt of the
+reply, never all of it); when that fails too, when the reply is garbage (too large, nested too
+deep: no repair), or when the backend fails in any way, the offline director takes over and the
+record says why in one line. No reply, however broken, ends the run. Replies that validate are
+cached by (brief, summary, model, backend), so a re-run spends nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from .. import atomic, bounded
 from ..analysis.music import MusicAnalysis
 from ..analysis.shots import ClipAnalysis
 from ..settings import Settings
-from .backends import Backend, Exchange, LLMError, configured_backend
+from .backends import Backend, Exchange, LLMError, configured_backend, one_line
 from .offline import direct_offline
 from .plan import EditPlan
 from .presets import available_styles, load_style
-from .reply import PlanContext, parse_reply, reply_json_schema
+from .reply import MAX_REPLY_CHARS, PlanContext, excerpt, parse_reply, reply_json_schema, unusable_reason
 
 MAX_SHOTS_IN_PROMPT = 300
 PROMPT_VERSION = 1
+MAX_QUOTED_ERRORS = 10   # validation errors quoted in a repair request
 
 
 class DirectorRecord(BaseModel):
@@ -38,7 +41,8 @@ class DirectorRecord(BaseModel):
     model: str = ""
     path: str = "offline"            # offline | llm | llm+repair | offline-fallback
     cache_hit: bool = False
-    requests: int = 0
+    requests: int = 0                # requests the server answered (what was spent)
+    attempts: int = 0                # requests sent, retries included
     raw_replies: list[str] = []
     validation_errors: list[str] = []
     fallbacks: list[str] = []
@@ -47,7 +51,9 @@ class DirectorRecord(BaseModel):
         if self.backend == "offline":
             return "director: offline style preset" + "".join(f"\n  fallback: {f}" for f in self.fallbacks)
         where = f"{self.backend} ({self.model})" if self.model else self.backend
-        bits = [f"director: {self.path} via {where}", f"{self.requests} request(s)"]
+        unanswered = self.attempts - self.requests
+        bits = [f"director: {self.path} via {where}",
+                f"{self.requests} request(s)" + (f", {unanswered} attempt(s) got no answer" if unanswered > 0 else "")]
         if self.cache_hit:
             bits.append("cache hit: no request made")
         return "; ".join(bits) + "".join(f"\n  fallback: {f}" for f in self.fallbacks)
@@ -112,16 +118,22 @@ def _cache_key(brief: str, summary: dict[str, Any], backend: Backend, variants: 
 
 def _load_cached(path: Path) -> str | None:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))["reply"]
-    except (OSError, ValueError, KeyError):
+        data = bounded.loads(path.read_text(encoding="utf-8"), what="cached reply", max_chars=4 * MAX_REPLY_CHARS)
+        return data["reply"] if isinstance(data, dict) and isinstance(data.get("reply"), str) else None
+    except (OSError, UnicodeDecodeError, ValueError):
         return None
 
 
 def _store(path: Path, reply: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps({"reply": reply}), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps({"reply": reply}))
+
+
+def _repair_request(errors: list[str]) -> str:
+    """The follow-up that asks for a corrected reply: the first errors, each on one line."""
+    shown = [one_line(e, 300) for e in errors[:MAX_QUOTED_ERRORS]]
+    more = [f"... and {len(errors) - len(shown)} more"] if len(errors) > len(shown) else []
+    return "That reply was rejected:\n- " + "\n- ".join(shown + more) + "\nReply again with corrected JSON only."
 
 
 def _offline(s: Settings, music: MusicAnalysis, record: DirectorRecord, reason: str | None) -> DirectorResult:
@@ -157,25 +169,40 @@ def direct(s: Settings, music: MusicAnalysis, clips: list[ClipAnalysis], backend
             return DirectorResult(plans=_with_target(plans, s), record=record)
 
     exchange = Exchange(instructions=instructions(s.variants), input_text=user_input(s.prompt, summary))
-    schema = reply_json_schema(s.variants)
+    result: list[EditPlan] | None = None
     try:
-        for attempt in ("first", "repair"):
-            reply = backend.complete(exchange, schema)
-            record.raw_replies.append(reply)
-            plans, errors = parse_reply(reply, ctx, director, s.variants)
-            if plans:
-                record.path = "llm" if attempt == "first" else "llm+repair"
-                record.requests = backend.requests_made
-                _store(cache_path, reply)
-                return DirectorResult(plans=_with_target(plans, s), record=record)
-            record.validation_errors += errors
-            exchange.history.append((reply, "That reply was rejected:\n- " + "\n- ".join(errors)
-                                     + "\nReply again with corrected JSON only."))
-        reason = f"the reply did not validate after one repair ({'; '.join(errors[:3])})"
+        result, reason = _ask(backend, exchange, reply_json_schema(s.variants), ctx, director, s.variants, record)
     except LLMError as exc:
         reason = f"{exc.kind}: {exc}"
-    record.requests = backend.requests_made
-    return _offline(s, music, record, reason)
+    except Exception as exc:  # a bug here must not cost the montage: the offline director still works
+        reason = f"internal_error: the LLM director failed ({type(exc).__name__}: {one_line(str(exc), 200)})"
+    record.requests, record.attempts = backend.requests_answered, backend.requests_sent
+    if result is None:
+        return _offline(s, music, record, one_line(reason, 600))
+    try:
+        _store(cache_path, record.raw_replies[-1])
+    except OSError:
+        pass  # the cache only saves a request next time; the plans are good
+    return DirectorResult(plans=_with_target(result, s), record=record)
+
+
+def _ask(backend: Backend, exchange: Exchange, schema: dict[str, Any], ctx: PlanContext, director: str,
+         variants: int, record: DirectorRecord) -> tuple[list[EditPlan] | None, str]:
+    """One request and at most one repair: (plans, "") or (None, why the LLM's plans were not used)."""
+    errors: list[str] = []
+    for attempt in ("first", "repair"):
+        reply = backend.complete(exchange, schema)
+        unusable = unusable_reason(reply)
+        record.raw_replies.append(excerpt(reply, MAX_REPLY_CHARS // 10) if unusable else reply)
+        if unusable:
+            return None, f"unusable_reply: {unusable} (from {backend.where()}); not repaired"
+        plans, errors = parse_reply(reply, ctx, director, variants)
+        if plans:
+            record.path = "llm" if attempt == "first" else "llm+repair"
+            return plans, ""
+        record.validation_errors += errors[:MAX_QUOTED_ERRORS]
+        exchange.history.append((excerpt(reply), _repair_request(errors)))
+    return None, f"the reply did not validate after one repair ({'; '.join(errors[:3])})"
 
 
 def _with_target(plans: list[EditPlan], s: Settings) -> list[EditPlan]:
