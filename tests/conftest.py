@@ -16,6 +16,19 @@ def shared_media() -> Path:
     return SHARED_MEDIA
 
 
+@pytest.fixture(scope="session")
+def ncnn():
+    """The local Real-ESRGAN (ncnn) backend, or a skip that gives the real reason it cannot run
+    here (package missing, or which system libraries its core lacks). The one gate for every
+    test that needs the ncnn path."""
+    from montage_ai.upscale.local import ncnn_status
+
+    status = ncnn_status()
+    if not status.available:
+        pytest.skip(f"local Real-ESRGAN not runnable here: {status.reason}")
+    return status
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets the engine cache in a temp folder, never the user's ~/.cache."""

