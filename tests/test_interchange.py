@@ -450,3 +450,136 @@ def test_reread_fcp7_renders_the_same_frames(tmp_path):
     assert got[:27] == list(range(10, 37))          # clip a up to the dissolve
     assert got[33:55] == list(range(43, 65))        # clip b after it
     assert got[55:] == list(range(90, 110))         # clip a again
+
+
+# ---------------------------------------------------------------- hostile file names
+
+#: names that break a line-based format, XML, a shell or UTF-8 text (one clip each)
+HOSTILE = ["new\nline.mp4", "car\rret.mp4", "tab\there.mp4", "single'q.mp4", 'double"q.mp4', "back\\slash.mp4",
+           "$(touch x).mp4", "-i.mp4", "<lt>&amp.mp4", "pct%d%s.mp4", "star*.mp4", "co:lon.mp4", "ünï—日本.mp4",
+           "L" * 251 + ".mp4", "esc\x1b[31m.mp4", "ls\u2028ps\u2029.mp4", "nel\x85.mp4", " lead and trail .mp4"]
+#: names XML 1.0 cannot hold at all (a Kdenlive project cannot point at them)
+NOT_XML = {"esc\x1b[31m.mp4"}
+#: what the EDL reader strips from a comment
+EDL_STRIPPED = {" lead and trail .mp4": "lead and trail .mp4"}
+
+
+def _hostile_timeline(root: Path, names: list[str] = HOSTILE) -> otio.schema.Timeline:
+    """One 25-frame clip per name (a dissolve after the third), music from a file whose name
+    holds a newline, a title and a marker that try to inject EDL lines."""
+    media = root / "media"
+    media.mkdir(parents=True)
+    video = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    for i, name in enumerate(names):
+        (media / name).write_bytes(b"")
+        if i == 3:
+            video.append(otio.schema.Transition(transition_type=otio.schema.TransitionTypes.SMPTE_Dissolve,
+                                                in_offset=RT(5, 25), out_offset=RT(5, 25)))
+        video.append(otio.schema.Clip(name=f"{i:03d} {name}", source_range=TR(RT(20, 25), RT(25, 25)),
+                                      media_reference=otio.schema.ExternalReference(
+                                          target_url=str(media / name), available_range=TR(RT(0, 25), RT(100, 25)))))
+    song = media / "mu\nsic.wav"
+    song.write_bytes(b"")
+    audio = otio.schema.Track(name="A1 music", kind=otio.schema.TrackKind.Audio)
+    audio.append(otio.schema.Clip(name=f"music {song.name}", source_range=TR(RT(10, 25), video.duration()),
+                                  media_reference=otio.schema.ExternalReference(
+                                      target_url=str(song), available_range=TR(RT(0, 25), RT(2000, 25))),
+                                  metadata={"montage_ai": {"role": "music", "fade_out_s": 1.0}}))
+    tl = otio.schema.Timeline(name="Montage\n002  EVIL V C 00:00:00:00", global_start_time=RT(0, 25))
+    tl.tracks.extend([video, audio])
+    tl.tracks.markers.append(otio.schema.Marker(name="beat\n003  X V C", comment="a\rb",
+                                                marked_range=TR(RT(30, 25), RT(0, 25))))
+    tl.metadata["montage_ai"] = {"render": {"width": 320, "height": 180, "fps_num": 25, "fps_den": 1}}
+    return tl
+
+
+def _clip_names(tl: otio.schema.Timeline) -> list[str]:
+    return [c.name for c in tl.video_tracks()[0].find_clips()]
+
+
+@pytest.mark.parametrize("fmt", _formats())
+def test_hostile_names_round_trip(tmp_path, fmt):
+    """The cut comes back to the frame with every path exact, and the names as the format keeps
+    them: exact in OTIO and Kdenlive (a path XML cannot hold is a gap there, tested below), as
+    file names in an EDL, without what XML 1.0 cannot hold in FCP7 XML and FCPXML."""
+    names = [n for n in HOSTILE if fmt != "kdenlive" or n not in NOT_XML]
+    tl = _hostile_timeline(tmp_path, names)
+    [res] = export_timeline(tl, tmp_path / "out", "cut", formats=[fmt])
+    back = read_timeline_file(res.paths[0])
+    assert cut_list(back) == cut_list(tl)
+    assert music(back) == music(tl)
+    assert_same_render(tl, back)
+    if fmt in ("otio", "kdenlive"):
+        assert _clip_names(back) == _clip_names(tl)
+    elif fmt == "edl":
+        assert _clip_names(back) == [EDL_STRIPPED.get(n, n) for n in names]
+    else:
+        assert _clip_names(back) == [lowering.xml_safe(n) for n in _clip_names(tl)]
+
+
+def test_xml_keeps_newline_tab_and_cr_in_names_and_paths(tmp_path):
+    """A raw newline or tab in an attribute, or a raw CR anywhere, would come back changed
+    (XML readers normalise them): the files hold character references or percent-encoding."""
+    tl = _hostile_timeline(tmp_path, ["new\nline.mp4", "car\rret.mp4", "tab\there.mp4"])
+    res = {r.format: r for r in export_timeline(tl, tmp_path / "out", "cut", formats=["kdenlive", "fcp7", "fcpxml"])}
+    for fmt, r in res.items():
+        text = r.paths[0].read_text(encoding="utf-8")
+        assert "\r" not in text, fmt
+        root = ET.parse(r.paths[0]).getroot()
+        values = [v for el in root.iter() for v in [el.text or "", *el.attrib.values()]]
+        for name in ("new\nline.mp4", "car\rret.mp4", "tab\there.mp4"):
+            assert any(name in v for v in values), (fmt, name)
+    fcpxml = ET.parse(res["fcpxml"].paths[0]).getroot()
+    assert {a.get("name") for a in fcpxml.iter("asset")} >= {"new\nline.mp4", "car\rret.mp4", "tab\there.mp4"}
+    urls = [e.text for e in ET.parse(res["fcp7"].paths[0]).getroot().iter("pathurl")]
+    assert any("new%0Aline.mp4" in u for u in urls) and any("car%0Dret.mp4" in u for u in urls)
+
+
+def test_edl_names_cannot_inject_lines(tmp_path):
+    tl = _hostile_timeline(tmp_path)
+    [res] = export_timeline(tl, tmp_path / "out", "cut", formats=["edl"])
+    edl, music_edl, sidecar = res.paths
+    for path in (edl, music_edl):
+        text = path.read_text(encoding="utf-8")
+        assert text.splitlines() == text.split("\n")[:-1], path       # no line breaks but LF
+        events = [line for line in text.splitlines() if re.match(r"^\d{3,4}\s", line)]
+        others = [line for line in text.splitlines() if line not in events]
+        assert all(line == "" or line.startswith(("TITLE:", "FCM:", "* ")) for line in others), others
+    text = edl.read_text(encoding="utf-8")
+    assert len([line for line in text.splitlines() if re.match(r"^\d{3}\s", line)]) == len(HOSTILE) + 1  # + dissolve
+    assert "TITLE: Montage?002  EVIL V C 00:00:00:00" in text
+    assert "* FROM CLIP NAME:  new?line.mp4" in text and "* FROM CLIP NAME:  back\\slash.mp4" in text
+    assert f"* FROM CLIP: {tmp_path}/media/back?slash.mp4" in text      # cmx_3600 would make it back/slash.mp4
+    media = json.loads(sidecar.read_text(encoding="utf-8"))["media"]
+    assert {Path(m["path"]).name for m in media.values()} == {
+        "new\nline.mp4", "car\rret.mp4", "tab\there.mp4", "back\\slash.mp4", "esc\x1b[31m.mp4",
+        "ls\u2028ps\u2029.mp4", "nel\x85.mp4", "mu\nsic.wav"}
+    assert any("sidecar maps them back" in n for n in res.notes)
+    assert all("\n" not in n and "\r" not in n for n in res.notes)
+
+
+def test_an_edl_relinked_in_an_editor_keeps_the_editor_s_file(tmp_path):
+    """The sidecar puts a path back only where the event still names what was written."""
+    tl = _hostile_timeline(tmp_path, ["new\nline.mp4", "b.mp4"])
+    [res] = export_timeline(tl, tmp_path / "out", "cut", formats=["edl"])
+    other = tmp_path / "media" / "relinked.mp4"
+    other.write_bytes(b"")
+    edl = res.paths[0]
+    edl.write_text(edl.read_text(encoding="utf-8").replace(f"{tmp_path}/media/new?line.mp4", str(other)),
+                   encoding="utf-8")
+    back = read_timeline_file(edl)
+    assert [_path(c).name for c in back.video_tracks()[0].find_clips()] == ["relinked.mp4", "b.mp4"]
+
+
+def test_kdenlive_cannot_point_at_a_path_xml_cannot_hold(tmp_path):
+    tl = _hostile_timeline(tmp_path, ["a.mp4", "esc\x1b[31m.mp4", "b.mp4"])
+    [res] = export_timeline(tl, tmp_path / "out", "cut", formats=["kdenlive"])
+    ET.parse(res.paths[0])
+    [note] = [n for n in res.notes if "skipped" in n]
+    assert "esc\\x1b[31m.mp4" in note and "gap" in note and "\x1b" not in note
+    back = read_timeline_file(res.paths[0])
+    kinds = [type(i).__name__ for i in back.video_tracks()[0]]
+    assert kinds == ["Clip", "Gap", "Clip"]
+    assert back.duration() == tl.duration()
+    with pytest.raises(otio.exceptions.NotSupportedError, match="cannot hold this path"):
+        otio.adapters.write_to_string(tl, "montage_kdenlive")

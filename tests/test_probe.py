@@ -130,3 +130,25 @@ def test_bad_files_raise_media_error(clips, tmp_path, kind):
         probe(path)
     message = str(err.value)
     assert str(path) in message and "\n" not in message
+
+
+def test_a_name_that_is_not_utf8_is_refused_naming_it_on_one_line(clips, tmp_path):
+    path = os.fsencode(tmp_path) + b"/\xff\xfe clip.mp4"
+    with open(path, "wb") as fh:
+        fh.write(clips["p25"].read_bytes())
+    with pytest.raises(MediaError) as err:
+        probe(Path(os.fsdecode(path)))
+    message = str(err.value)
+    assert "\\xff\\xfe clip.mp4" in message and "not valid UTF-8" in message
+    message.encode("utf-8")                     # printable anywhere: no lone surrogates
+
+
+def test_a_newline_in_a_name_is_read_and_shown_on_one_line(clips, tmp_path):
+    good = tmp_path / "new\nline.mp4"
+    good.write_bytes(clips["p25"].read_bytes())
+    assert probe(good).frame_count == 25
+    bad = tmp_path / "bad\nname\x1b.mp4"
+    bad.write_bytes(os.urandom(3000))
+    with pytest.raises(MediaError) as err:
+        probe(bad)
+    assert "bad\\nname\\x1b.mp4" in str(err.value) and "\n" not in str(err.value)

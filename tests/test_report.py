@@ -244,6 +244,55 @@ def test_embedded_video_when_asked(rr, tmp_path):
     assert 'src="montage.mp4"' in page and "is linked, not embedded" in page
 
 
+# --- hostile file names --------------------------------------------------------------------------
+
+HOSTILE_NAMES = ["new\nline.mp4", "esc\x1b[2J.mp4", "tab\there.mp4", "line\u2028sep.mp4", "<b>&amp.mp4"]
+
+
+def _named_timeline(root: Path) -> otio.schema.Timeline:
+    """One second of a clip per hostile name, cut one after the other at 25 fps."""
+    colors = distinct_colors(len(HOSTILE_NAMES))
+    video = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    for i, (name, color) in enumerate(zip(HOSTILE_NAMES, colors)):
+        path = make_clip(root / "clips" / name, [ShotSpec(duration_s=1, color=color)], width=160, height=90).path
+        video.append(otio.schema.Clip(
+            name=f"{i:03d} {name}", media_reference=otio.schema.ExternalReference(target_url=str(path)),
+            source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, FPS), otio.opentime.RationalTime(12, FPS)),
+            metadata={"montage_ai": {"index": i, "beats": 1, "reason": f"from {name}"}}))
+    tl = otio.schema.Timeline(name="names\nwith\rbreaks")
+    tl.tracks.append(video)
+    tl.metadata["montage_ai"] = {"render": {"width": 320, "height": 180, "fps_num": FPS, "fps_den": 1}}
+    return tl
+
+
+def test_report_draws_and_shows_hostile_names_on_one_line(tmp_path):
+    """A newline in a clip's name made Pillow refuse to measure the storyboard's text (so no
+    report); HTML would show it as a space. Every name is drawn and shown as one visible line."""
+    out = tmp_path / "out"
+    out.mkdir()
+    tl = _named_timeline(tmp_path)
+    skipped = f"{tmp_path}/clips/bad\nname.mp4: cannot read media"
+    page_path = make_report(out, tl, {}, {"skipped": [skipped]})
+    sb = Image.open(out / "storyboard.png")
+    assert sb.size[0] > 0 and (out / "timeline.png").is_file()
+    page = page_path.read_text(encoding="utf-8")
+    for shown in ("new\\nline.mp4", "esc\\x1b[2J.mp4", "tab\\there.mp4", "line\\u2028sep.mp4",
+                  "&lt;b&gt;&amp;amp.mp4", "bad\\nname.mp4"):
+        assert shown in page, shown
+    names = re.findall(r'<span class="src" title="([^"]*)">([^<]*)</span>', page)
+    assert len(names) == len(HOSTILE_NAMES)
+    assert not any(ch in text for pair in names for text in pair for ch in "\n\r\x1b\u2028")
+
+
+def test_storyboard_and_chart_text_is_one_line():
+    from montage_ai.report.storyboard import fit_text, font
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(Image.new("RGB", (10, 10)))
+    assert fit_text(draw, "a\nb\rc\x1b", font(12), 500) == "a\\nb\\rc\\x1b"
+    assert fit_text(draw, "new\nline" * 20, font(12), 80).endswith("…")
+
+
 # --- progress ------------------------------------------------------------------------------------
 
 

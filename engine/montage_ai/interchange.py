@@ -15,11 +15,10 @@ transitions, so FCPXML goes through small subclasses of it with exact rational t
 from __future__ import annotations
 
 import json
-import os
 import re
+from collections import defaultdict
 from fractions import Fraction
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -27,7 +26,10 @@ import opentimelineio as otio
 from pydantic import BaseModel
 
 from montage_otio import lowering as low
+from montage_otio.names import keep_carriage_returns
 
+from .atomic import atomic_path, write_text
+from .bounded import BoundsError, check_json_text, loads
 from .errors import MontageError
 from .timeline.model import LOOK_EFFECT
 
@@ -89,31 +91,14 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-@contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    """Readers never see half a file: write a temp file beside it (same suffix, for adapters
-    that go by it), then rename it over the target; a failure leaves no temp file."""
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    with _atomic(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
 def _write_with_adapter(timeline: otio.schema.Timeline, path: Path, adapter_name: str, **kw: object) -> None:
     adapter = _adapter(adapter_name)
     if adapter is None:
         raise MontageError(f"cannot write {path.name}: OTIO adapter {adapter_name!r} is not installed")
     if adapter.has_feature("write_to_string"):
-        _write_text_atomic(path, adapter.write_to_string(timeline, **kw))
+        write_text(path, adapter.write_to_string(timeline, **kw))
         return
-    with _atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         adapter.write_to_file(timeline, str(tmp), **kw)
 
 
@@ -141,7 +126,7 @@ def _export_otio(tl: otio.schema.Timeline, out: Path) -> ExportResult:
 def _export_kdenlive(tl: otio.schema.Timeline, out: Path) -> ExportResult:
     if not adapter_can("montage_kdenlive", "write"):
         raise MontageError(f"cannot write {out.name}: the montage_kdenlive adapter is not available")
-    lowered = low.for_otio_native(tl)
+    lowered = low.for_kdenlive(tl)
     _write_with_adapter(lowered.timeline, out, "montage_kdenlive")
     return ExportResult(format="kdenlive", paths=[out], notes=lowered.notes)
 
@@ -170,7 +155,7 @@ def _write_sidecar(out: Path, timeline: otio.schema.Timeline, **extra: object) -
     """What `out`'s format cannot carry, for read_timeline_file to put back."""
     rate = low.video_rate(timeline)
     sidecar = out.with_name(out.name + SIDECAR_SUFFIX)
-    _write_text_atomic(sidecar, json.dumps({
+    write_text(sidecar, json.dumps({
         "what": f"montage_ai sidecar for {out.name}: what the format cannot carry",
         "fps_num": rate.numerator, "fps_den": rate.denominator, "render": _render_meta(timeline) or None,
         "look": _look_meta(timeline), "audio": _audio_meta(timeline), **extra,
@@ -180,8 +165,26 @@ def _write_sidecar(out: Path, timeline: otio.schema.Timeline, **extra: object) -
 
 def _export_fcp7(tl: otio.schema.Timeline, out: Path) -> ExportResult:
     lowered = low.for_fcp7(tl)
-    _write_with_adapter(lowered.timeline, out, "fcp_xml")
+    write_text(out, _fcp7_text(lowered.timeline, out))
     return ExportResult(format="fcp7", paths=[out, _write_sidecar(out, tl)], notes=lowered.notes)
+
+
+def _fcp7_text(timeline: otio.schema.Timeline, out: Path) -> str:
+    """fcp_xml's document (its own write_to_string, for a timeline), serialised by ElementTree:
+    the adapter pretty-prints through minidom, whose parser turns a CR in a name into LF, so
+    the name would come back changed."""
+    adapter = _adapter("fcp_xml")
+    if adapter is None:
+        raise MontageError(f"cannot write {out.name}: OTIO adapter 'fcp_xml' is not installed")
+    fcp = adapter.module()
+    root = ET.Element("xmeml", version="4")
+    project = fcp._append_new_sub_element(root, "project")
+    fcp._append_new_sub_element(project, "name", text=timeline.name)
+    children = fcp._append_new_sub_element(project, "children")
+    span = TR(timeline.global_start_time or RT(0, float(low.video_rate(timeline))), timeline.duration())
+    children.append(fcp._build_sequence_for_timeline(timeline, span, defaultdict(dict)))
+    ET.indent(root, space="    ")
+    return '<?xml version="1.0" ?>\n' + keep_carriage_returns(ET.tostring(root, encoding="unicode")) + "\n"
 
 
 def _export_fcpxml(tl: otio.schema.Timeline, out: Path) -> ExportResult:
@@ -191,7 +194,7 @@ def _export_fcpxml(tl: otio.schema.Timeline, out: Path) -> ExportResult:
     rate = low.video_rate(lowered.timeline)
     render = _render_meta(lowered.timeline)
     size = (int(render["width"]), int(render["height"])) if render.get("width") and render.get("height") else None
-    _write_text_atomic(out, _FcpxWriter(lowered.timeline, rate, size).to_xml())
+    write_text(out, _FcpxWriter(lowered.timeline, rate, size).to_xml())
     return ExportResult(format="fcpxml", paths=[out, _write_sidecar(out, tl)], notes=lowered.notes)
 
 
@@ -252,14 +255,14 @@ def _export_edl(tl: otio.schema.Timeline, out: Path) -> ExportResult:
     if _adapter("cmx_3600") is None:
         raise MontageError(f"cannot write {out.name}: OTIO adapter 'cmx_3600' is not installed")
     paths = [out]
-    _write_text_atomic(out, _edl_text(lowered.timeline, rate))
+    write_text(out, _edl_text(lowered.timeline, rate))
     companions: dict[str, str] = {}
     for key, comp in lowered.companions.items():
         path = out.with_name(f"{out.stem}.{key}{out.suffix}")
-        _write_text_atomic(path, _edl_text(comp, rate))
+        write_text(path, _edl_text(comp, rate))
         companions[key] = path.name
         paths.append(path)
-    paths.append(_write_sidecar(out, tl, companions=companions))
+    paths.append(_write_sidecar(out, tl, companions=companions, **lowered.sidecar))
     return ExportResult(format="edl", paths=paths, notes=lowered.notes)
 
 
@@ -367,8 +370,21 @@ def _urls_to_paths(timeline: otio.schema.Timeline) -> None:
     low.plain_paths(timeline)
 
 
+MAX_TIMELINE_BYTES = 256 * 1024 * 1024
+MAX_TIMELINE_DEPTH = 256   # OTIO's C++ JSON reader recurses and crashes the process near 100000
+
+
 def _read_otio(path: Path, rate: float | None) -> otio.schema.Timeline:
-    return _first_timeline(otio.adapters.read_from_file(str(path), adapter_name="otio_json"), path)
+    """OTIO JSON, checked for size and nesting first: a damaged or hostile file must end in a
+    one-line error, not a segmentation fault inside the C++ reader."""
+    if path.stat().st_size > MAX_TIMELINE_BYTES:
+        raise MontageError(f"cannot read {path}: larger than {MAX_TIMELINE_BYTES // 2**20} MiB")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        check_json_text(text, what="it", max_chars=MAX_TIMELINE_BYTES, max_depth=MAX_TIMELINE_DEPTH)
+    except BoundsError as exc:
+        raise MontageError(f"cannot read {path}: {exc}") from None
+    return _first_timeline(otio.adapters.read_from_string(text, adapter_name="otio_json"), path)
 
 
 def _read_kdenlive(path: Path, rate: float | None) -> otio.schema.Timeline:
@@ -408,7 +424,10 @@ def _load_sidecar(path: Path, companion: bool = False) -> tuple[dict | None, boo
     for c, own in candidates:
         if c.is_file():
             try:
-                return json.loads(c.read_text(encoding="utf-8")), own
+                data = loads(c.read_text(encoding="utf-8"), what=str(c), max_chars=16 * 2**20)
+                if not isinstance(data, dict):
+                    raise ValueError("not a JSON object")
+                return data, own
             except (OSError, ValueError) as exc:
                 raise MontageError(f"cannot read {c}: {_one_line(exc)}") from exc
     return None, False
@@ -485,7 +504,19 @@ def _read_edl(path: Path, rate: float | None) -> otio.schema.Timeline:
             if companion.is_file():
                 for track in _read_edl_tracks(companion, rate).audio_tracks():
                     timeline.tracks.append(track.deepcopy())
+    _restore_edl_paths(timeline, (sidecar or {}).get("media") or {})
     return timeline
+
+
+def _restore_edl_paths(timeline: otio.schema.Timeline, media: dict) -> None:
+    """Put back the paths an EDL line could not hold as they were (lowering.edl_path), by reel,
+    where the event still names what we wrote: an editor's relink wins."""
+    for clip in timeline.find_clips():
+        ref = clip.media_reference
+        entry = media.get((clip.metadata.get("cmx_3600") or {}).get("reel"))
+        if entry and isinstance(ref, otio.schema.ExternalReference) and ref.target_url == entry.get("written"):
+            ref.target_url = entry["path"]
+            clip.name = Path(entry["path"]).name
 
 
 # ---- FCPXML with exact time
@@ -535,6 +566,15 @@ if _fcpx is not None:
         def _framerate_to_frame_duration(framerate: float) -> str:
             r = low.exact_rate(framerate)
             return f"{r.denominator}/{r.numerator}s"
+
+        def to_xml(self) -> str:
+            """The adapter's document, serialised by ElementTree: the adapter pretty-prints with
+            minidom, which (before Python 3.13) writes a newline or tab in an attribute raw, and
+            XML readers turn those into spaces (a file or clip name would come back changed)."""
+            super().to_xml()
+            ET.indent(self.fcpx_xml, space="    ")
+            body = ET.tostring(self.fcpx_xml, encoding="unicode")
+            return '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n' + keep_carriage_returns(body) + "\n"
 
         def _clip_format_name(self, clip: otio.core.Item) -> str:
             return ""   # the adapter would run ffprobe and build a name FCP does not know
@@ -717,3 +757,20 @@ def _read_fcpxml(path: Path, rate: float | None) -> otio.schema.Timeline:
 _READERS: dict[str, Callable[[Path, float | None], otio.schema.Timeline]] = {
     "otio": _read_otio, "kdenlive": _read_kdenlive, "fcp7": _read_fcp7, "fcpxml": _read_fcpxml, "edl": _read_edl,
 }
+
+
+def export_paths(timeline: otio.schema.Timeline | None, out_dir: Path, basename: str,
+                 formats: list[str]) -> list[Path]:
+    """Every file `export_timeline` writes for these formats, so callers can check them before
+    any is written. Without a timeline, one audio track (the engine's music) is assumed."""
+    paths: list[Path] = []
+    audio = 1 if timeline is None else sum(1 for t in timeline.audio_tracks() if t.enabled and len(t))
+    for name in formats:
+        out = Path(out_dir) / f"{basename}{FORMATS[name].suffix}"
+        paths.append(out)
+        if name == "edl":
+            paths += [out.with_name(f"{out.stem}.{'music' if i == 0 else f'audio{i + 1}'}{out.suffix}")
+                      for i in range(audio)]
+        if name in SIDECAR_FORMATS:
+            paths.append(out.with_name(out.name + SIDECAR_SUFFIX))
+    return paths

@@ -30,6 +30,7 @@ import opentimelineio as otio
 
 from montage_ai.timeline.model import LOOK_EFFECT, META_KEY
 from montage_ai.timeline.read import exact_rate, url_to_path
+from montage_otio.names import keep_carriage_returns, one_line, xml_can_hold, xml_safe
 
 MLT_VERSION = "7.28.0"          # the MLT generation current Kdenlive (24.12-25.x) ships with
 KDENLIVE_VERSION = "24.12.0"
@@ -155,11 +156,17 @@ def _fps_text(fps: Fraction) -> str:
 
 
 def _resource(clip: otio.schema.Clip) -> str | None:
-    """The file a clip plays, as MLT wants it: a plain path (file:// URLs decoded)."""
+    """The file a clip plays, as MLT wants it: a plain path (file:// URLs decoded). A path
+    holding a character XML 1.0 cannot hold cannot be written at all (montage_otio.lowering
+    turns such clips into gaps before they get here)."""
     ref = clip.media_reference
     if not isinstance(ref, otio.schema.ExternalReference) or not ref.target_url:
         return None
-    return str(url_to_path(ref.target_url, None))
+    path = str(url_to_path(ref.target_url, None))
+    if not xml_can_hold(path):
+        raise otio.exceptions.NotSupportedError(
+            f"{one_line(path)}: a Kdenlive project cannot hold this path (control characters XML cannot carry)")
+    return path
 
 
 def _media_start(clip: otio.schema.Clip, fmt: Format) -> int:
@@ -253,8 +260,9 @@ def _plan_track(track: otio.schema.Track, fmt: Format) -> TrackPlan:
 # --------------------------------------------------------------------------- XML building
 
 def _prop(parent: ET.Element, name: str, value: Any) -> ET.Element:
+    """A `<property>`; names and other text lose what XML cannot hold (paths were checked)."""
     el = ET.SubElement(parent, "property", name=name)
-    el.text = "" if value is None else str(value)
+    el.text = "" if value is None else xml_safe(str(value))
     return el
 
 
@@ -532,7 +540,7 @@ class _Writer:
         total = max([p.end for p in plans] + [fmt.frames(self.timeline.tracks.duration())] + [1])
         self._collect_sources(plans)
         mlt = ET.Element("mlt", {"LC_NUMERIC": "C", "producer": "main_bin", "version": MLT_VERSION,
-                                 "root": self.root})
+                                 "root": xml_safe(self.root)})
         ET.SubElement(mlt, "profile", {
             "description": f"{fmt.width}x{fmt.height} {_fps_text(fmt.fps)} fps",
             "width": str(fmt.width), "height": str(fmt.height), "progressive": "1",
@@ -570,4 +578,4 @@ def to_string(timeline: otio.schema.Timeline, width: Any = None, height: Any = N
     root_text = str(Path(root).resolve()) if root else os.getcwd()
     mlt = _Writer(timeline, fmt, root_text).build()
     ET.indent(mlt, space=" ")
-    return "<?xml version='1.0' encoding='utf-8'?>\n" + ET.tostring(mlt, encoding="unicode") + "\n"
+    return "<?xml version='1.0' encoding='utf-8'?>\n" + keep_carriage_returns(ET.tostring(mlt, encoding="unicode")) + "\n"

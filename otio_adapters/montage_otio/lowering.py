@@ -7,7 +7,11 @@ plain language what changed, instead of letting the adapter decide silently:
 
 - every time at the video rate, in whole frames (editors derive the project rate from it);
 - only ExternalReference clips (other media becomes gaps);
-- per target: file URLs, reel names, markers moved onto clips, transitions lowered.
+- per target: file URLs, reel names, markers moved onto clips, transitions lowered;
+- text each target can hold (montage_otio.names): XML drops the control characters XML 1.0
+  cannot hold, a Kdenlive project cannot point at a path holding one (that clip becomes a gap),
+  and an EDL, read line by line, gets names and paths on one line with the originals in its
+  sidecar.
 
 Functions here never mutate their input and do no I/O except reading a media file's duration
 when a reference lacks one.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -25,7 +30,10 @@ from urllib.parse import unquote, urlparse
 
 import opentimelineio as otio
 
+from montage_ai.errors import MediaError
+from montage_ai.media.probe import probe
 from montage_ai.timeline.read import exact_rate  # one definition of 29.97 -> 30000/1001 (used here and by interchange)
+from montage_otio.names import one_line, xml_can_hold, xml_safe
 
 
 RT = otio.opentime.RationalTime
@@ -39,17 +47,21 @@ MARKER_ORIGIN_KEY = "montage_otio"
 FCP_RATES = {Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30),
              Fraction(50), Fraction(60000, 1001), Fraction(60)}
 _RESERVED_REELS = {"AX", "BL", "BLACK", "BARS"}
-_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+#: what an EDL gets for each character that would break its line (ASCII, and not in file names
+#: on Windows, so no reader mistakes it for a real file)
+EDL_REPLACEMENT = "?"
 
 
 @dataclass
 class Lowered:
     """A lowered copy plus what was changed. `companions` are extra timelines the target needs
-    written beside the main file (key -> e.g. `NAME.<key>.edl`), such as the EDL's music track."""
+    written beside the main file (key -> e.g. `NAME.<key>.edl`), such as the EDL's music track;
+    `sidecar` what the target's sidecar must carry to undo a change on reading."""
 
     timeline: otio.schema.Timeline
     notes: list[str] = field(default_factory=list)
     companions: dict[str, otio.schema.Timeline] = field(default_factory=dict)
+    sidecar: dict[str, object] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- rates and times
@@ -141,18 +153,20 @@ def path_to_url(url: str, base_dir: Path | None = None) -> str:
 
 
 def _media_seconds(url: str) -> float | None:
-    """The media's duration, when the file is there to ask (PyAV ships with the engine)."""
+    """The media's duration, when the file is there to ask: the engine's probe, which also
+    measures files that declare none (a WebM written to a pipe)."""
     path = url_to_path(url)
     if not os.path.isfile(path):
         return None
     try:
-        import av
-        with av.open(path) as c:
-            if c.duration:
-                return c.duration / 1_000_000
-    except Exception:  # noqa: BLE001 - an unreadable file just has no known duration
+        return probe(Path(path)).duration_s or None
+    except MediaError:   # an unreadable file just has no known duration
         return None
-    return None
+
+
+def _file_name(url: str) -> str:
+    """A media file's name for a note: one line, whatever the name holds."""
+    return one_line(Path(url_to_path(url)).name)
 
 
 def external_only(timeline: otio.schema.Timeline, notes: list[str]) -> None:
@@ -192,12 +206,12 @@ def ensure_available_ranges(timeline: otio.schema.Timeline, rate: Fraction, note
                 ref.available_range = TR(RT(0, r), RT(float(int(seconds * r + 1e-6)), r))
             else:
                 ref.available_range = TR(RT(0, r), RT(used.end_time_exclusive().value, r))
-                notes.append(f"{Path(url_to_path(ref.target_url)).name}: media duration unknown; "
+                notes.append(f"{_file_name(ref.target_url)}: media duration unknown; "
                              f"used the extent its clips use ({int(used.end_time_exclusive().value)} frames)")
         avail = ref.available_range
         if used.end_time_exclusive() > avail.end_time_exclusive():
             ref.available_range = TR(avail.start_time, used.end_time_exclusive() - avail.start_time)
-            notes.append(f"{Path(url_to_path(ref.target_url)).name}: clips use frames past the media's known "
+            notes.append(f"{_file_name(ref.target_url)}: clips use frames past the media's known "
                          f"end; available range extended to {int(ref.available_range.end_time_exclusive().value)}")
 
 
@@ -221,31 +235,53 @@ def plain_paths(timeline: otio.schema.Timeline) -> None:
 
 # ---------------------------------------------------------------- text
 
-def xml_safe(text: str | None) -> str | None:
-    """XML 1.0 cannot carry control characters at all (escaping does not help): drop them."""
-    return _XML_BAD.sub("", text) if text else text
-
-
-def clean_texts(timeline: otio.schema.Timeline, notes: list[str]) -> None:
-    """Names and marker comments without characters XML cannot hold."""
+def clean_texts(timeline: otio.schema.Timeline, notes: list[str], clean: Callable[[str], str] = xml_safe,
+                note: str = "removed control characters XML cannot carry from {n} name(s)") -> None:
+    """Every name (timeline, tracks, items, media references) and marker text through `clean`;
+    `note` (with {n}, how many changed) is added when any did."""
     objs = [timeline, timeline.tracks, *timeline.tracks.find_children()]
-    dropped = 0
+    objs += [c.media_reference for c in timeline.find_clips() if c.media_reference is not None]
+    changed = 0
     for obj in objs:
-        for attr in ("name",):
-            old = getattr(obj, attr, None)
-            new = xml_safe(old)
-            if new != old:
-                setattr(obj, attr, new)
-                dropped += 1
+        changed += _clean_attr(obj, "name", clean)
         for m in getattr(obj, "markers", []):
-            for attr in ("name", "comment"):
-                old = getattr(m, attr)
-                new = xml_safe(old)
-                if new != old:
-                    setattr(m, attr, new)
-                    dropped += 1
-    if dropped:
-        notes.append(f"removed control characters XML cannot carry from {dropped} name(s)")
+            changed += _clean_attr(m, "name", clean) + _clean_attr(m, "comment", clean)
+    if changed:
+        notes.append(note.format(n=changed))
+
+
+def _clean_attr(obj: object, attr: str, clean: Callable[[str], str]) -> int:
+    """Set obj.attr to clean(obj.attr); 1 if that changed it."""
+    old = getattr(obj, attr, None)
+    new = clean(old) if old else old
+    if new == old:
+        return 0
+    setattr(obj, attr, new)
+    return 1
+
+
+def xml_paths_only(timeline: otio.schema.Timeline, notes: list[str]) -> None:
+    """Clips whose file path holds a character XML 1.0 cannot hold become gaps: a format that
+    stores plain paths (a Kdenlive project) cannot point at that file at all."""
+    for track in timeline.tracks:
+        for i, item in enumerate(list(track)):
+            ref = getattr(item, "media_reference", None)
+            if isinstance(ref, otio.schema.ExternalReference) and not xml_can_hold(url_to_path(ref.target_url)):
+                track[i] = otio.schema.Gap(source_range=TR(RT(0, item.duration().rate), item.duration()))
+                notes.append(f"skipped {one_line(url_to_path(ref.target_url))}: its path holds control characters "
+                             "XML cannot carry; replaced by a gap")
+
+
+def edl_text(text: str) -> str:
+    """A name on one EDL line: each line break or control character becomes EDL_REPLACEMENT."""
+    return one_line(text, EDL_REPLACEMENT)
+
+
+def edl_path(path: str) -> str:
+    """A path as an EDL `FROM CLIP` comment can carry it: on one line, without backslashes
+    (cmx_3600 turns them into slashes, which would name another file) and, as readers strip
+    the line, without surrounding spaces."""
+    return edl_text(path).replace("\\", EDL_REPLACEMENT).strip()
 
 
 # ---------------------------------------------------------------- markers
@@ -363,6 +399,16 @@ def for_otio_native(timeline: otio.schema.Timeline) -> Lowered:
     return Lowered(out, notes)
 
 
+def for_kdenlive(timeline: otio.schema.Timeline) -> Lowered:
+    """A Kdenlive project: the `.otio` lowering, plus what an XML document with plain paths
+    cannot hold: names lose control characters XML cannot carry, and a clip whose path holds
+    one becomes a gap (noted, naming the file)."""
+    lowered = for_otio_native(timeline)
+    xml_paths_only(lowered.timeline, lowered.notes)
+    clean_texts(lowered.timeline, lowered.notes)
+    return lowered
+
+
 def for_fcp7(timeline: otio.schema.Timeline, base_dir: Path | None = None) -> Lowered:
     """FCP7 XML for Premiere and Resolve: absolute percent-encoded file:// URLs, media with
     their real durations, sequence markers with the label in `<comment>`, the frame size in
@@ -470,28 +516,43 @@ def _edl_sources(timeline: otio.schema.Timeline) -> list[str]:
             if isinstance(c.media_reference, otio.schema.ExternalReference)]
 
 
-def _name_for_edl(clip: otio.schema.Clip, reels: dict[str, str]) -> None:
+def _name_for_edl(clip: otio.schema.Clip, reels: dict[str, str], media: dict[str, dict[str, str]]) -> None:
+    """Reel, `FROM CLIP NAME` (the file name) and `FROM CLIP` (the path) of one event, each on
+    one line; a path that had to change is recorded in `media` by reel, for the sidecar."""
     url = clip.media_reference.target_url
+    reel = reels[url]
     clip.metadata.setdefault("cmx_3600", {})
-    clip.metadata["cmx_3600"]["reel"] = reels[url]
-    clip.name = Path(url).name
+    clip.metadata["cmx_3600"]["reel"] = reel
+    written = edl_path(url)
+    if written != url:
+        clip.media_reference.target_url = written
+        media[reel] = {"written": written, "path": url}
+    clip.name = edl_text(Path(url).name)
 
 
 def for_edl(timeline: otio.schema.Timeline) -> Lowered:
     """CMX 3600 EDL: one video track in the main EDL and the music (every audio track) in
     companion EDLs instead of the adapter dropping it; one valid unique reel per file, the file
     name as `FROM CLIP NAME` and its path as `FROM CLIP`; dissolves kept as EDL dissolves;
-    markers as `LOC` comments on the clip under them (points, upper case)."""
+    markers as `LOC` comments on the clip under them (points, upper case); every name and path
+    on one line (edl_text, edl_path), with the paths that changed in the sidecar."""
     out, rate, notes = _start(timeline)
     stack_markers(out)
     plain_paths(out)
     reels = reel_names(_edl_sources(out))
+    media: dict[str, dict[str, str]] = {}
     for clip in out.find_clips():
         if isinstance(clip.media_reference, otio.schema.ExternalReference):
-            _name_for_edl(clip, reels)
-    renamed = [f"{Path(u).name} -> {r}" for u, r in reels.items() if r != Path(u).stem[:8].upper()]
+            _name_for_edl(clip, reels, media)
+    clean_texts(out, notes, edl_text, f"replaced line breaks and control characters in {{n}} name(s) with "
+                                      f"{EDL_REPLACEMENT!r} (an EDL is read line by line)")
+    renamed = [f"{_file_name(u)} -> {r}" for u, r in reels.items() if r != Path(u).stem[:8].upper()]
     if renamed:
         notes.append("reel names made valid and unique: " + ", ".join(renamed))
+    if media:
+        notes.append(f"{len(media)} path(s) written with {EDL_REPLACEMENT!r} for line breaks, control characters or "
+                     f"backslashes an EDL line cannot hold ({', '.join(_file_name(m['path']) for m in media.values())}); "
+                     "the sidecar maps them back")
     videos = [t for t in out.video_tracks() if t.enabled]
     if len(videos) > 1:
         flat = otio.algorithms.flatten_stack(videos)
@@ -517,7 +578,7 @@ def for_edl(timeline: otio.schema.Timeline) -> Lowered:
         key = "music" if i == 0 else f"audio{i + 1}"
         companions[key] = _audio_edl_timeline(out, track, key)
         notes.append(f"audio track {track.name!r} written as its own EDL ({key}); the main EDL is picture only")
-    return Lowered(main, notes, companions)
+    return Lowered(main, notes, companions, sidecar={"media": media} if media else {})
 
 
 def _audio_edl_timeline(source: otio.schema.Timeline, track: otio.schema.Track, key: str) -> otio.schema.Timeline:

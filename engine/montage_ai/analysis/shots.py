@@ -37,6 +37,8 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 from pydantic import BaseModel
 
+from montage_otio.names import one_line
+
 from ..errors import MediaError
 from ..media.probe import MediaInfo, pick_video_stream
 
@@ -646,7 +648,7 @@ def decode_small_frames(media: MediaInfo, width: int = ANALYSIS_WIDTH,
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, OSError) as exc:
-        raise MediaError(f"{path}: cannot open for analysis ({_reason(exc)})") from exc
+        raise MediaError(f"{one_line(str(path))}: cannot open for analysis ({_reason(exc)})") from exc
     with container:
         stream = _video_stream(container, media)
         stream.thread_type = "AUTO"
@@ -666,7 +668,7 @@ def decode_small_frames(media: MediaInfo, width: int = ANALYSIS_WIDTH,
                 return
             except (av.FFmpegError, OSError) as exc:
                 if count == 0:
-                    raise MediaError(f"{path}: cannot decode video ({_reason(exc)})") from exc
+                    raise MediaError(f"{one_line(str(path))}: cannot decode video ({_reason(exc)})") from exc
                 if problems is not None:
                     problems.append(f"decoding stopped after {count} frames: {_reason(exc)}")
                 return
@@ -686,7 +688,7 @@ def _video_stream(container: av.container.InputContainer, media: MediaInfo) -> a
             return s
     s = pick_video_stream(container)
     if s is None:
-        raise MediaError(f"{media.path}: no video stream to analyse")
+        raise MediaError(f"{one_line(str(media.path))}: no video stream to analyse")
     return s
 
 
@@ -737,13 +739,13 @@ def _measured_fps(times: np.ndarray) -> float:
 def analyze_clip(media: MediaInfo, clip_index: int) -> ClipAnalysis:
     """Decode `media` once at low resolution and find its shots, scores and unusable ranges."""
     if not media.has_video:
-        raise MediaError(f"{media.path}: no video stream (audio only or cover art), nothing to analyse")
+        raise MediaError(f"{one_line(str(media.path))}: no video stream (audio only or cover art), nothing to analyse")
     problems: list[str] = []
     t0 = time.perf_counter()
     series = extract_series(decode_small_frames(media, problems=problems))
     elapsed = time.perf_counter() - t0
     if series.n == 0:
-        raise MediaError(f"{media.path}: video stream has no decodable frames")
+        raise MediaError(f"{one_line(str(media.path))}: video stream has no decodable frames")
     if media.frame_count and series.n < 0.9 * media.frame_count and not problems:
         problems.append(f"decoded {series.n} of {media.frame_count} frames: the file may be truncated")
     result = analyze_series(media, clip_index, series)

@@ -4,16 +4,27 @@ PyAV bundles FFmpeg's libraries, so probing needs no ffprobe binary. The frame r
 exact (30000/1001 stays 30000/1001) because every later time computation is in whole frames.
 Probing decodes the first video frame: that proves the file is readable, and it is where FFmpeg
 puts the display matrix (rotation) in PyAV 18, which exposes no stream-level side data.
+
+Some valid files declare no duration at all: a WebM or Matroska file written to a pipe or by a
+live recorder never goes back to fill it in. Their duration is then measured by demuxing the
+packets (no decoding, bounded) to the end of the last one.
+
+A file name may hold any byte; messages show it on one line (montage_otio.names.one_line), and
+a name that is not valid UTF-8 is refused here, naming the file: timelines, plans, caches and
+reports store names as UTF-8 text and could not write it.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+
+from montage_otio.names import one_line
 
 from ..errors import MediaError
 
@@ -24,6 +35,7 @@ STANDARD_RATES = tuple(Fraction(r) for r in (
 ))
 VFR_SAMPLE_PACKETS = 200
 VFR_MIN_SHARE = 0.02          # share of irregular timestamp steps that makes a stream VFR
+DURATION_SCAN_PACKETS = 2_000_000   # bound on the packets demuxed to measure an undeclared duration
 
 
 class MediaInfo(BaseModel):
@@ -34,7 +46,7 @@ class MediaInfo(BaseModel):
     path: Path                      # absolute
     size_bytes: int
     mtime_ns: int
-    duration_s: float               # container duration, seconds
+    duration_s: float               # container duration (else measured from the packets), seconds
     start_time_s: float = 0.0       # first video (else audio) timestamp; times elsewhere are relative to it
     has_video: bool
     width: int = 0                  # display size, after rotation
@@ -63,20 +75,36 @@ class MediaInfo(BaseModel):
 def probe(path: Path) -> MediaInfo:
     """Open `path` with PyAV and describe it; raise MediaError naming the file on failure."""
     path = Path(path).expanduser().absolute()
+    shown = one_line(str(path))
     if not path.exists():
-        raise MediaError(f"{path}: no such file")
+        raise MediaError(f"{shown}: no such file")
     if not path.is_file():
-        raise MediaError(f"{path}: not a regular file")
+        raise MediaError(f"{shown}: not a regular file")
+    if not _utf8_name(path):
+        raise MediaError(f"{shown}: the file name is not valid UTF-8 (timelines and reports store names "
+                         "as UTF-8 text); rename the file")
     stat = path.stat()
     if stat.st_size == 0:
-        raise MediaError(f"{path}: file is empty")
+        raise MediaError(f"{shown}: file is empty")
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
-            return _describe(container, path, stat.st_size, stat.st_mtime_ns)
+            info = _describe(container, path, stat.st_size, stat.st_mtime_ns)
+        if info.duration_s <= 0:
+            info = info.model_copy(update=_measured_duration(path, info))
+        return info
     except MediaError:
         raise
     except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
-        raise MediaError(f"{path}: cannot read media ({_reason(exc)})") from exc
+        raise MediaError(f"{shown}: cannot read media ({_reason(exc)})") from exc
+
+
+def _utf8_name(path: Path) -> bool:
+    """Whether the path's bytes are UTF-8 (undecodable bytes come as lone surrogates)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def is_real_video(stream: av.stream.Stream) -> bool:
@@ -101,7 +129,7 @@ def _describe(container: av.container.InputContainer, path: Path, size: int, mti
     video = pick_video_stream(container)
     audio = container.streams.audio[0] if container.streams.audio else None
     if video is None and audio is None:
-        raise MediaError(f"{path}: no audio or video stream")
+        raise MediaError(f"{one_line(str(path))}: no audio or video stream")
     fields: dict = dict(path=path, size_bytes=size, mtime_ns=mtime_ns, has_video=video is not None)
     if audio is not None:
         fields.update(_audio_fields(audio))
@@ -173,7 +201,7 @@ def _first_frame_and_pts(container: av.container.InputContainer, video: av.video
         if first is not None and len(pts) >= VFR_SAMPLE_PACKETS:
             break
     if first is None:
-        raise MediaError(f"{path}: video stream has no decodable frames")
+        raise MediaError(f"{one_line(str(path))}: video stream has no decodable frames")
     return first, pts
 
 
@@ -182,7 +210,7 @@ def _check_audio_decodes(container: av.container.InputContainer, audio: av.audio
     """An audio-only file must yield at least one audio frame to count as readable."""
     for _ in container.decode(audio):
         return
-    raise MediaError(f"{path}: audio stream has no decodable frames")
+    raise MediaError(f"{one_line(str(path))}: audio stream has no decodable frames")
 
 
 def pts_steps(pts: list[int]) -> np.ndarray:
@@ -251,6 +279,60 @@ def _duration_seconds(container: av.container.InputContainer, stream: av.stream.
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     return 0.0
+
+
+class PacketScan(NamedTuple):
+    """What demuxing a stream to its end found."""
+
+    end_s: float | None     # the latest packet's pts plus its duration, on the stream's clock
+    packets: int            # packets with a timestamp: the frame count, for video
+    complete: bool          # False when the scan stopped at its bound
+
+
+def _measured_duration(path: Path, info: MediaInfo) -> dict:
+    """Duration, and for video the frame count, of a file that declares no duration, measured
+    from its packets in a second pass (the first one stopped after the first frames). Counting
+    packets gives a variable-rate file its real frame count, which duration x rate would not."""
+    index = info.video_stream_index if info.has_video else info.audio_stream_index
+    with av.open(str(path), metadata_errors="ignore") as container:
+        scan = scan_packets(container, container.streams[index])
+    duration = max(0.0, scan.end_s - info.start_time_s) if scan.end_s is not None else 0.0
+    fields: dict = {"duration_s": duration}
+    if info.has_video:
+        fields["frame_count"] = scan.packets if scan.complete else int(round(duration * info.fps))
+    return fields
+
+
+def scan_packets(container: av.container.InputContainer, stream: av.stream.Stream,
+                 max_packets: int = DURATION_SCAN_PACKETS) -> PacketScan:
+    """Demux `stream` without decoding, to the end or `max_packets` (so a huge file stays
+    bounded; the end is then where the scan stopped), and find where it ends."""
+    last_pts: int | None = None
+    last_dur = step = count = 0
+    complete = True
+    for packet in container.demux(stream):
+        if packet.pts is None or not packet.size:
+            continue
+        if count >= max_packets:
+            complete = False
+            break
+        count += 1
+        dur = int(packet.duration or 0)
+        step = dur or step
+        if last_pts is None or packet.pts >= last_pts:   # B-frames: decode order is not display order
+            last_pts, last_dur = packet.pts, dur
+    if last_pts is None or stream.time_base is None:
+        return PacketScan(None, count, complete)
+    end = float((last_pts + (last_dur or step or _frame_ticks(stream))) * stream.time_base)
+    return PacketScan(end, count, complete)
+
+
+def _frame_ticks(stream: av.stream.Stream) -> int:
+    """One frame in time_base ticks, for a last packet that carries no duration."""
+    rate = _positive(getattr(stream, "average_rate", None)) or _positive(getattr(stream, "guessed_rate", None))
+    if not rate or not stream.time_base:
+        return 0
+    return max(0, round(1 / (rate * stream.time_base)))
 
 
 def _codec_name(ctx: av.codec.context.CodecContext) -> str:

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 
 from ..analysis.music import MusicAnalysis
 from ..timeline.model import META_KEY
-from .storyboard import SegmentView, fit_text, font, segment_views, timeline_fps, total_frames
+from .storyboard import SegmentView, fit_text, font, save_png, segment_views, timeline_fps, total_frames
 
 BG = (255, 255, 255)
 INK = (40, 40, 48)
@@ -179,9 +179,7 @@ def make_timeline_chart(timeline: otio.schema.Timeline, music: MusicAnalysis | N
         d.line([(x, music_box[1]), (x, bar_box[3] - 1)], fill=CUT, width=1)
     _beats(d, view, music_box, to_x, total / float(fps))   # over the cuts: a cut on a beat shows its tick
     _legend(d, legend_rows, bar_box[3] + AXIS_H + 8)
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    img.save(out_png, optimize=True)
+    out_png = save_png(img, out_png)
     return Chart(path=out_png, size=(width, height), plot_x0=x0, plot_x1=x1, music_box=music_box, bar_box=bar_box,
                  total_frames=total, fps=fps, cut_frames=cuts, cut_xs=cut_xs, sources=list(colors))
 

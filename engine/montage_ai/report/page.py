@@ -20,7 +20,6 @@ import base64
 import html
 import io
 import json
-import os
 import secrets
 from collections.abc import Mapping
 from fractions import Fraction
@@ -29,9 +28,10 @@ from typing import Any
 from urllib.parse import quote
 
 import opentimelineio as otio
+from montage_otio.names import one_line
 from PIL import Image
 
-from .. import __version__
+from .. import __version__, atomic
 from ..analysis.music import MusicAnalysis
 from ..timeline.model import META_KEY
 from .chart import Chart, make_timeline_chart, source_colors
@@ -46,6 +46,12 @@ SECRET_WORDS = ("key", "token", "secret", "password")
 def e(value: object) -> str:
     """Escape any text for HTML content and attribute values (quotes included)."""
     return html.escape("" if value is None else str(value), quote=True)
+
+
+def shown_name(value: object) -> str:
+    """A file name (or a message naming one) as one visible line: HTML would show a newline in
+    it as a space, and a byte that is not UTF-8 could not be written at all."""
+    return one_line(str(value))
 
 
 def data_uri(img: Image.Image, fmt: str = "JPEG", quality: int = 82) -> str:
@@ -88,9 +94,7 @@ def make_report(out_dir: Path, timeline: otio.schema.Timeline, plan_json: dict[s
     page = render_page(timeline, plan_json, summary, storyboard, chart, video_src(video, embed_video, max_embed_bytes),
                        settings=settings)
     path = out_dir / REPORT_NAME
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_text(path, page)
     return path
 
 
@@ -213,7 +217,7 @@ def _segments_table(sb: Storyboard, fps: Fraction, colors: dict[str, tuple[int, 
 <td class="num">{seg.index}</td>
 <td class="tc">{timecode(seg.record_start_frame, fps)}<br>{timecode(seg.record_end_frame, fps)}</td>
 <td>{seg.duration_frames} f<div class="muted">{e(beats)}</div>{dissolve}</td>
-<td><span class="swatch src-{index[seg.source_name]}"></span><span class="src" title="{e(seg.source)}">{e(seg.source_name)}</span>
+<td><span class="swatch src-{index[seg.source_name]}"></span><span class="src" title="{e(shown_name(seg.source))}">{e(shown_name(seg.source_name))}</span>
 <div class="muted">{e(seg.shot_id)} · {timecode(src_in, fps)}–{timecode(src_out, fps)}</div></td>
 <td>{e(seg.section)}<div class="muted">{e(seg.level)}</div></td>
 <td class="num">{score}</td>
@@ -277,7 +281,7 @@ def _warnings(plan_json: dict, summary: dict) -> str:
     items += [f"skipped: {s}" for s in summary.get("skipped") or []]
     if not items:
         return ""
-    return "<section><h2>Warnings</h2><ul>" + "".join(f"<li>{e(w)}</li>" for w in items) + "</ul></section>"
+    return "<section><h2>Warnings</h2><ul>" + "".join(f"<li>{e(shown_name(w))}</li>" for w in items) + "</ul></section>"
 
 
 def _dl(d: Mapping[str, Any]) -> str:

@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any, Literal
 
+from montage_otio.names import one_line
+
 Mode = Literal["bars", "quiet", "json"]
 EVENT_KINDS = ("stage_start", "progress", "stage_end", "warning", "done", "error")
 
@@ -138,7 +140,7 @@ class Progress:
         if self.mode == "json":
             self._write_json(kind, fields)
         elif self.mode == "bars" and kind in ("warning", "error") and fields.get("message"):
-            self._write_bar_line(f"{kind}: {fields['message']}")
+            self._write_bar_line(f"{kind}: {one_line(str(fields['message']))}")
 
     def warning(self, message: str) -> None:
         self.event("warning", stage=self._stage, message=message)

@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Literal
 
 import opentimelineio as otio
+from montage_otio.names import one_line
 from PIL import Image, ImageDraw, ImageFont
 
+from .. import atomic
 from ..timeline.model import META_KEY
 from ..timeline.read import exact_rate, url_to_path
 
@@ -257,7 +259,9 @@ def font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 
 def fit_text(draw: ImageDraw.ImageDraw, text: str, fnt: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: int) -> str:
-    """`text` cut with an ellipsis to fit `width` pixels."""
+    """`text` on one line (a file name may hold a newline, which Pillow would draw as a second
+    line over the next one, and cannot measure), cut with an ellipsis to fit `width` pixels."""
+    text = one_line(text)
     if draw.textlength(text, font=fnt) <= width:
         return text
     while text and draw.textlength(text + "…", font=fnt) > width:
@@ -306,10 +310,17 @@ def make_storyboard(timeline: otio.schema.Timeline, out_png: Path, thumb_width: 
     draw.text((PAD, 9), fit_text(draw, title, font(16), size[0] - 2 * PAD), font=font(16), fill=TEXT)
     for seg, thumb, box in zip(segs, thumbs, boxes, strict=True):
         _draw_cell(draw, sheet, seg, thumb, box, fps)
+    out_png = save_png(sheet, out_png)
+    return Storyboard(path=out_png, size=size, boxes=boxes, thumbnails=thumbs, segments=segs)
+
+
+def save_png(img: Image.Image, out_png: Path) -> Path:
+    """A picture written atomically: a full disk leaves no half PNG, and the error names it."""
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out_png, optimize=True)
-    return Storyboard(path=out_png, size=size, boxes=boxes, thumbnails=thumbs, segments=segs)
+    with atomic.atomic_path(out_png) as tmp:
+        img.save(tmp, format="PNG", optimize=True)
+    return out_png
 
 
 def _draw_cell(draw: ImageDraw.ImageDraw, sheet: Image.Image, seg: SegmentView, thumb: Image.Image | None,
