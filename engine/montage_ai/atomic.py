@@ -71,14 +71,27 @@ def atomic_path(final: Path) -> Iterator[Path]:
     when the block ends without an exception it is renamed over `final`. On any failure or
     interruption the temporary file is removed and `final` is untouched."""
     final = Path(final)
-    temp = _LockedTemp(final)
+    try:
+        temp = _LockedTemp(final)
+    except OSError as exc:
+        raise _naming(exc, final) from exc
     try:
         yield temp.path
         if not temp.path.exists():
             raise FileNotFoundError(f"{final}: the writer produced no file")
         os.replace(temp.path, final)
+    except OSError as exc:
+        raise _naming(exc, final) from exc
     finally:
         temp.release()
+
+
+def _naming(exc: OSError, final: Path) -> OSError:
+    """The error with the file the user knows (the final name), not the temporary one: a disk
+    that fills up while writing report.html is reported as report.html."""
+    if exc.filename is not None and not is_temp_name(Path(str(exc.filename)).name):
+        return exc
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(final))
 
 
 def write_bytes(path: Path, data: bytes) -> Path:

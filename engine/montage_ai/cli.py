@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from montage_otio.names import one_line
+
 from . import procs
 from .errors import MontageError
 from .settings import Settings, load_settings
@@ -257,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="montage-ai: %(levelname)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_one_line_records)
     procs.install_signal_handlers()
     try:
         return args.func(args)
@@ -278,6 +282,12 @@ def main(argv: list[str] | None = None) -> int:
                            "with the output of --debug)", 1, exc)
 
 
+def _one_line_records(record: logging.LogRecord) -> bool:
+    """Log lines stay one line each, whatever file name a message holds."""
+    record.msg, record.args = one_line(record.getMessage()), None
+    return True
+
+
 def signal_name(signum: int) -> str:
     import signal
 
@@ -291,7 +301,7 @@ def _first_line(exc: BaseException) -> str:
 
 def _fail(args: argparse.Namespace, message: str, code: int, exc: BaseException) -> int:
     """The one error line (and, with --json, the error event); the traceback only with --debug."""
-    message = " ".join(message.split())   # one line, whatever the message held
+    message = one_line(message)   # one line, whatever file name the message holds
     if getattr(args, "debug", False):
         import traceback
 

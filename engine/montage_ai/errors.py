@@ -22,3 +22,14 @@ class RenderError(MontageError):
     """ffmpeg failed while conforming the timeline."""
 
     exit_code = 3
+
+
+def plain_validation_message(err: dict) -> str:
+    """pydantic's "Input should be greater than 0" as "must be greater than 0", for one-line
+    errors about a setting or a value in a file."""
+    msg = str(err.get("msg", "invalid value")).replace("Value error, ", "")
+    for prefix, plain in (("Input should be ", "must be "), ("Value should be ", "must be "),
+                          ("String should ", "must ")):
+        if msg.startswith(prefix):
+            return plain + msg[len(prefix):]
+    return msg

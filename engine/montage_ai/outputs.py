@@ -85,18 +85,19 @@ class Inputs:
     """Files an output must never replace, compared by identity (device, inode) where they
     exist, so a symlink or a second path to the same file is caught too."""
 
-    def __init__(self, paths: Iterable[Path] = ()) -> None:
-        self._ids: dict[tuple[int, int], Path] = {}
-        self._paths: dict[str, Path] = {}
-        self.add(paths)
+    def __init__(self, paths: Iterable[Path] = (), role: str = "an input") -> None:
+        self._ids: dict[tuple[int, int], tuple[Path, str]] = {}
+        self._paths: dict[str, tuple[Path, str]] = {}
+        self.add(paths, role)
 
-    def add(self, paths: Iterable[Path]) -> None:
+    def add(self, paths: Iterable[Path], role: str) -> None:
+        """`role` says what the files are, for the error message ("the music", "a clip")."""
         for p in paths:
             p = Path(p)
             ident = _identity(p)
             if ident is not None:
-                self._ids.setdefault(ident, p)
-            self._paths.setdefault(os.path.abspath(p), p)
+                self._ids.setdefault(ident, (p, role))
+            self._paths.setdefault(os.path.abspath(p), (p, role))
 
     def add_folder(self, folder: Path) -> None:
         """Every file in the folder (not below it) except the engine's own outputs there."""
@@ -105,10 +106,10 @@ class Inputs:
             entries = [Path(e.path) for e in os.scandir(folder) if e.name not in own and e.name != LEDGER_NAME]
         except OSError:
             return
-        self.add(entries)
+        self.add(entries, "a file in the clips folder")
 
-    def find(self, path: Path) -> Path | None:
-        """The input that `path` is (same file), or None."""
+    def find(self, path: Path) -> tuple[Path, str] | None:
+        """(the input, its role) when `path` is the same file as an input, else None."""
         ident = _identity(path)
         if ident is not None and ident in self._ids:
             return self._ids[ident]
@@ -165,8 +166,10 @@ class Outputs:
             path = Path(os.path.abspath(path))
             clash = self.inputs.find(path)
             if clash is not None:
-                raise MontageError(f"{path}: refusing to write an output over an input ({clash}); "
-                                   "choose another output folder or file name")
+                source, role = clash
+                same = "" if os.path.abspath(source) == str(path) else f" ({source})"
+                raise MontageError(f"{path}: is {role}{same}; refusing to write an output over it "
+                                   "(choose another output folder or file name)")
             if path.is_dir():
                 raise MontageError(f"{path}: is a folder; an output file cannot replace it")
             if path.exists() or path.is_symlink():

@@ -16,6 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import opentimelineio as otio
+from montage_otio.names import one_line
 from pydantic import BaseModel
 
 from . import atomic
@@ -75,14 +76,14 @@ class RunSummary(BaseModel):
             f"{self.cuts} segments from {self.clips_used}/{self.clips_found} clips; "
             f"{self.duration_s:.2f}s = {self.frames} frames at {self.fps} fps",
             f"time: {stages} (analysis cache hits: {self.cache_hits})",
-            self.director.line(),
+            *self.director.line().split("\n"),
         ]
         lines += [f"variant: {v}" for v in self.variants]
         lines += [f"export {e}" for e in self.exports]
         lines += self.notes
         lines += [f"skipped: {s}" for s in self.skipped]
         lines += [f"warning: {w}" for w in self.warnings]
-        return "\n".join(lines)
+        return "\n".join(one_line(line) for line in lines)   # a file name cannot break a line
 
 
 def find_clips(folder: Path) -> list[Path]:
@@ -227,7 +228,8 @@ def run(settings: Settings, progress: bool | Progress = True) -> RunSummary:
     if not music_path.is_file():
         raise MontageError(f"{music_path}: music file not found")
     clip_paths = find_clips(settings.clips)
-    inputs = Inputs([music_path, *clip_paths])
+    inputs = Inputs([music_path], "the music")
+    inputs.add(clip_paths, "a clip")
     inputs.add_folder(settings.clips)
     with Outputs(inputs, force=settings.force) as outputs:
         outputs.lock(out)
@@ -355,7 +357,7 @@ def _make_montage(c: _MontageContext, plan: EditPlan, out: Path, prog: Progress,
             "warnings": cuts.warnings,
         }, indent=2))
         c.outputs.record(otio_path, plan_path)
-    spec = read_timeline(otio.adapters.read_from_file(str(otio_path)), base_dir=out)
+    spec = read_timeline(otio.adapters.read_from_file(str(otio_path)), base_dir=out, source=otio_path)
     if c.settings.upscale:
         with stages("upscale" + suffix):
             spec = upscale_for(spec, c.settings, c.notes, prog)
@@ -416,8 +418,9 @@ def render_timeline_file(path: Path, out: Path, settings: Settings, search: list
             raise
         # an EDL without its sidecar stores no rate: then --fps is the rate it was cut at
         timeline = read_timeline_file(path, rate=float(parse_frame_rate(settings.fps)))
-    spec = read_timeline(timeline, base_dir=path.parent, search_dirs=search, overrides=overrides)
-    inputs = Inputs([path, path.with_name(path.name + ".json"), *spec_sources(spec)])
+    spec = read_timeline(timeline, base_dir=path.parent, search_dirs=search, overrides=overrides, source=path)
+    inputs = Inputs([path, path.with_name(path.name + ".json")], "the timeline being rendered")
+    inputs.add(spec_sources(spec), "media the timeline uses")
     with Outputs(inputs, force=settings.force) as outputs:
         outputs.lock(out.parent)
         outputs.check([out])
@@ -453,7 +456,8 @@ def export_file(path: Path, formats: list[str], out_dir: Path | None, rate: floa
     basename = path.stem
     if folder == path.parent and any(p == path for p in export_paths(timeline, folder, basename, formats)):
         basename += ".export"  # exporting montage.otio to otio beside itself
-    with Outputs(Inputs([path, path.with_name(path.name + ".json")]), force=force) as outputs:
+    with Outputs(Inputs([path, path.with_name(path.name + ".json")], "the timeline being exported"),
+                 force=force) as outputs:
         outputs.lock(folder)
         outputs.check(export_paths(timeline, folder, basename, formats))
         results = export_timeline(timeline, folder, basename=basename, formats=formats)

@@ -17,7 +17,7 @@ from fractions import Fraction
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import MontageError
+from .errors import MontageError, plain_validation_message
 from .timeline.model import X264Preset
 
 Aspect = Literal["16:9", "9:16", "1:1", "4:5"]
@@ -141,16 +141,6 @@ class SettingsError(MontageError):
     """A setting's value is not allowed; the message names the flag or variable."""
 
 
-def _explain(err: dict) -> str:
-    """pydantic's "Input should be greater than 0" -> "must be greater than 0"."""
-    msg = str(err.get("msg", "invalid value"))
-    for prefix in ("Input should be ", "Value should be ", "String should "):
-        if msg.startswith(prefix):
-            msg = ("must be " if prefix != "String should " else "must ") + msg[len(prefix):]
-            break
-    return msg.replace("Value error, ", "")
-
-
 def _shown(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -169,7 +159,7 @@ def explain_validation(exc: ValidationError, flags: dict[str, str], given: set[s
     else:
         where = field or "settings"
     length = f" (it has {len(err['input']):,})" if "too_long" in str(err.get("type")) and hasattr(err.get("input"), "__len__") else ""
-    return f"{where} {_shown(err.get('input'))}: {_explain(err)}{length}"
+    return f"{where} {_shown(err.get('input'))}: {plain_validation_message(err)}{length}"
 
 
 def load_settings(flags: dict[str, str] | None = None, **given: object) -> Settings:

@@ -10,7 +10,6 @@ plus a bass line and a noise layer. Beat k starts at exactly `first_beat_s + k *
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -218,28 +217,26 @@ def write_audio(path: Path, samples: np.ndarray, sample_rate: int) -> Path:
         sf.write(path, samples, sample_rate, format=fmt, subtype=subtype)
         return path
     if suffix in _FFMPEG_CODECS:
-        from ..media.ffmpeg import ffmpeg_path
+        from ..media.ffmpeg import run_ffmpeg
 
         with tempfile.TemporaryDirectory() as tmp:
             wav = Path(tmp) / "in.wav"
             sf.write(wav, samples, sample_rate, subtype="PCM_16")
-            argv = [ffmpeg_path(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
-                    "-i", os.fspath(wav), *_FFMPEG_CODECS[suffix], os.fspath(path)]
-            subprocess.run(argv, check=True, capture_output=True)
+            run_ffmpeg(["-i", os.fspath(wav), *_FFMPEG_CODECS[suffix], os.fspath(path)],
+                       what=f"encoding {path.name}", timeout_s=600)
         return path
     raise ValueError(f"{path}: unsupported audio suffix {suffix!r}")
 
 
 def write_video(path: Path, duration_s: float, audio_path: Path | None = None) -> Path:
     """A small test-pattern video (lavfi), muxed with `audio_path` when given (AAC in mp4)."""
-    from ..media.ffmpeg import ffmpeg_path
+    from ..media.ffmpeg import run_ffmpeg
 
-    argv = [ffmpeg_path(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
-            "-f", "lavfi", "-i", f"testsrc2=size=160x120:rate=24:duration={duration_s}"]
+    argv = ["-f", "lavfi", "-i", f"testsrc2=size=160x120:rate=24:duration={duration_s}"]
     if audio_path is not None:
         argv += ["-i", os.fspath(audio_path), "-c:a", "aac", "-b:a", "160k", "-shortest"]
     argv += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", os.fspath(path)]
-    subprocess.run(argv, check=True, capture_output=True)
+    run_ffmpeg(argv, what=f"writing {Path(path).name}", timeout_s=600)
     return Path(path)
 
 

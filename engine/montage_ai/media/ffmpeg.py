@@ -11,7 +11,6 @@ import functools
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -23,13 +22,25 @@ MIN_SYSTEM_MAJOR = 6   # filters and options the engine relies on (xfade, -displ
 _VERSION = re.compile(r"ffmpeg version n?(\d+)\.(\d+)")
 
 
-def _major_version(binary: str) -> int | None:
-    """Major version of an ffmpeg binary; None when it cannot be told (git builds say N-...)."""
+QUERY_TIMEOUT_S = 20.0   # -version, -encoders: instant unless the binary is broken
+
+
+def _query(binary: str, *args: str) -> str:
+    """What `binary args` prints (bounded in time; empty when it cannot run)."""
     try:
-        out = subprocess.run([binary, "-hide_banner", "-version"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
+        done = procs.run([binary, "-hide_banner", *args], timeout_s=QUERY_TIMEOUT_S, capture_stdout=True)
+    except OSError:
+        return ""
+    return done.stdout.decode("utf-8", "replace") if done.returncode == 0 else ""
+
+
+def _major_version(binary: str) -> int | None:
+    """Major version of an ffmpeg binary; None when it cannot be told (git builds say N-...),
+    -1 when it does not run."""
+    text = _query(binary, "-version")
+    if not text:
         return -1
-    m = _VERSION.search(out.stdout)
+    m = _VERSION.search(text)
     return int(m.group(1)) if m else None
 
 
@@ -56,15 +67,14 @@ def ffmpeg_path() -> str:
 
 @functools.cache
 def ffmpeg_version() -> str:
-    out = subprocess.run([ffmpeg_path(), "-hide_banner", "-version"], capture_output=True, text=True)
-    return out.stdout.splitlines()[0] if out.stdout else "unknown"
+    text = _query(ffmpeg_path(), "-version")
+    return text.splitlines()[0] if text else "unknown"
 
 
 @functools.cache
 def ffmpeg_encoders() -> frozenset[str]:
-    out = subprocess.run([ffmpeg_path(), "-hide_banner", "-encoders"], capture_output=True, text=True)
     names = set()
-    for line in out.stdout.splitlines():
+    for line in _query(ffmpeg_path(), "-encoders").splitlines():
         parts = line.split()
         if len(parts) >= 2 and len(parts[0]) == 6 and parts[0][0] in "VAS":
             names.add(parts[1])

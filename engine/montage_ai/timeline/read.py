@@ -18,7 +18,7 @@ import opentimelineio as otio
 from pydantic import ValidationError
 
 from ..direct.plan import Look
-from ..errors import MontageError
+from ..errors import MontageError, plain_validation_message
 from .model import LOOK_EFFECT, META_KEY, AudioSpan, Piece, RenderSettings, RenderSpec, SourceSpan
 
 MAX_DURATION_S = 6 * 3600      # longer than any song or DJ set a montage is cut to
@@ -77,9 +77,10 @@ class Relinker:
         if path.is_file():
             return path.resolve()
         found = self._by_name().get(path.name) if self.search_dirs else None
-        if found is None:
+        if found is None or not found.is_file():
             self.missing.append(str(path))
-        return found
+            return None
+        return found.resolve()
 
 
 class _WalkBudget:
@@ -97,17 +98,17 @@ class _WalkBudget:
 
 
 def _walk_files(root: Path, budget: _WalkBudget):
-    """Regular files under `root`, not following links, skipping /proc, /sys, /dev, /run and
-    folders that cannot be read."""
+    """Names under `root` (not following links), skipping /proc, /sys, /dev, /run and folders
+    that cannot be read. Nothing is stat'ed here: only the names asked for are checked."""
     if not root.is_dir():
         raise MontageError(f"--search {root}: folder not found")
+    if str(root.resolve()) in _PSEUDO_FS:
+        return
     for folder, dirs, files in os.walk(root, onerror=lambda _e: None, followlinks=False):
         dirs[:] = sorted(d for d in dirs if os.path.join(folder, d) not in _PSEUDO_FS)
         for name in sorted(files):
             budget.spend(root)
-            path = Path(folder, name)
-            if path.is_file():
-                yield path.resolve()
+            yield Path(folder, name)
 
 
 def _media_offset_s(clip: otio.schema.Clip) -> float:
@@ -121,17 +122,17 @@ def _source_start_s(clip: otio.schema.Clip) -> float:
     return clip.trimmed_range().start_time.to_seconds() - _media_offset_s(clip)
 
 
-def _video_track(timeline: otio.schema.Timeline) -> otio.schema.Track:
+def _video_track(timeline: otio.schema.Timeline, label: str) -> otio.schema.Track:
     tracks = [t for t in timeline.video_tracks() if t.enabled]
     if not tracks:
-        raise MontageError(f"timeline {timeline.name!r} has no video track")
+        raise MontageError(f"{label} has no video track")
     if len(tracks) == 1:
         return tracks[0]
     return otio.algorithms.flatten_stack(tracks)
 
 
 def _settings(timeline: otio.schema.Timeline, track: otio.schema.Track,
-              overrides: dict[str, object]) -> RenderSettings:
+              overrides: dict[str, object], label: str) -> RenderSettings:
     meta = dict(timeline.metadata.get(META_KEY, {}).get("render", {}) or {})
     if "fps_num" not in meta:
         rate = next((c.trimmed_range().duration.rate for c in track.find_clips()), 30.0)
@@ -145,8 +146,8 @@ def _settings(timeline: otio.schema.Timeline, track: otio.schema.Track,
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(x) for x in err["loc"]) or "render settings"
-        raise MontageError(f"timeline {timeline.name!r}: render setting {field} = {err.get('input')!r} "
-                           f"is not usable ({err['msg']})") from None
+        raise MontageError(f"{label}: render setting {field} = {err.get('input')!r} "
+                           f"is not usable ({plain_validation_message(err)})") from None
 
 
 def _look(track: otio.schema.Track) -> Look | None:
@@ -236,14 +237,14 @@ def _audio(timeline: otio.schema.Timeline, relink: Relinker) -> list[AudioSpan]:
     return spans
 
 
-def _check_length(timeline: otio.schema.Timeline) -> None:
+def _check_length(timeline: otio.schema.Timeline, label: str) -> None:
     """Refuse absurd lengths before building anything (a damaged or hostile file)."""
     try:
         seconds = timeline.duration().to_seconds()
     except (ValueError, ArithmeticError) as exc:
-        raise MontageError(f"timeline {timeline.name!r}: its length cannot be computed ({exc})") from None
+        raise MontageError(f"{label}: its length cannot be computed ({exc})") from None
     if not seconds <= MAX_DURATION_S:   # also catches NaN
-        raise MontageError(f"timeline {timeline.name!r} is {seconds / 3600:,.1f} hours long; montage-ai renders "
+        raise MontageError(f"{label} is {seconds / 3600:,.1f} hours long; montage-ai renders "
                            f"at most {MAX_DURATION_S // 3600} hours")
 
 
@@ -252,11 +253,14 @@ def read_timeline(
     base_dir: Path | None = None,
     search_dirs: list[Path] | None = None,
     overrides: dict[str, object] | None = None,
+    source: Path | None = None,
 ) -> RenderSpec:
-    """Turn `timeline` into a RenderSpec; raise MontageError listing media that cannot be found."""
-    track = _video_track(timeline)
-    settings = _settings(timeline, track, overrides or {})
-    _check_length(timeline)
+    """Turn `timeline` into a RenderSpec; raise MontageError listing media that cannot be found.
+    `source` is the file the timeline came from, named in error messages."""
+    label = str(source) if source is not None else f"timeline {timeline.name!r}"
+    track = _video_track(timeline, label)
+    settings = _settings(timeline, track, overrides or {}, label)
+    _check_length(timeline, label)
     relink = Relinker(base_dir, list(search_dirs or []))
     pieces = _pieces(track, settings.fps, relink)
     audio = _audio(timeline, relink)
@@ -268,8 +272,8 @@ def read_timeline(
     if video_end < total:  # the sequence runs as long as its longest track; picture goes black
         pieces.append(Piece(kind="black", record_start_frame=video_end, frames=total - video_end))
     if total <= 0 or video_end <= 0:
-        raise MontageError(f"timeline {timeline.name!r} has no picture to render")
+        raise MontageError(f"{label} has no picture to render")
     if len(pieces) > MAX_PIECES:
-        raise MontageError(f"timeline {timeline.name!r} has {len(pieces):,} pieces; montage-ai renders at most "
+        raise MontageError(f"{label} has {len(pieces):,} pieces; montage-ai renders at most "
                            f"{MAX_PIECES:,}")
     return RenderSpec(settings=settings, total_frames=total, pieces=pieces, audio=audio, look=_look(track))

@@ -36,7 +36,8 @@ def _engine_export(engine: list[str], src: Path, fmt: str, out_dir: Path, fps: s
     if proc.returncode != 0:
         lines = [l for l in (proc.stderr or proc.stdout).splitlines() if l.strip()]
         raise TimelineIOError(lines[-1] if lines else f"{src}: engine export failed ({proc.returncode})")
-    made = sorted(p for p in out_dir.iterdir() if p.is_file() and not p.name.endswith(".json"))
+    made = sorted(p for p in out_dir.iterdir() if p.is_file() and not p.name.endswith(".json")
+                  and not p.name.startswith("."))
     if not made:
         raise TimelineIOError(f"{src}: the engine wrote no {fmt} file")
     return made[0]
@@ -83,6 +84,8 @@ def write_timeline(tl: otio.schema.Timeline, path: str | Path, engine: list[str]
         _engine_export(engine, src, fmt, out)
         written = []
         for made in sorted(out.iterdir()):
+            if made.name.startswith("."):   # the engine's own bookkeeping (its ledger of outputs)
+                continue
             target = path.parent / (path.stem + made.name[len(src.stem):])
             target.write_bytes(made.read_bytes())
             written.append(target)
