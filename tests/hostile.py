@@ -33,6 +33,22 @@ class CliResult:
         return [ln for ln in self.stderr.splitlines() if "error:" in ln]
 
 
+def small_media(root: Path, clips: int = 2, music_s: float = 10) -> tuple[Path, Path]:
+    """A clips folder (a.mp4 with two shots, then one-shot b.mp4, c.mp4, ...) and a 120 BPM drum
+    track: the smallest real input a whole run needs."""
+    from montage_ai.demo.synth_audio import make_drum_track
+    from montage_ai.demo.synth_video import ShotSpec, distinct_colors, make_clip
+
+    colors = distinct_colors(clips + 1)
+    folder = root / "clips"
+    make_clip(folder / "a.mp4", [ShotSpec(duration_s=3, color=colors[0]), ShotSpec(duration_s=3, color=colors[1])],
+              width=320, height=180)
+    for k in range(1, clips):
+        make_clip(folder / f"{chr(ord('a') + k)}.mp4", [ShotSpec(duration_s=4, color=colors[k + 1])],
+                  width=320, height=180)
+    return folder, make_drum_track(root / "drums.wav", bpm=120, duration_s=music_s).path
+
+
 def cli(*args: object, cache: Path, env: dict[str, str] | None = None, timeout_s: float = 300,
         cwd: Path | None = None) -> CliResult:
     """`montage-ai -q ARGS` in a fresh interpreter, with its own cache folder."""

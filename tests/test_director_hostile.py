@@ -16,12 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from hostile import assert_clean, cli, temp_files
+from hostile import assert_clean, cli, small_media, temp_files
 from montage_ai import doctor
 from montage_ai.analysis.music import MusicAnalysis, Section
 from montage_ai.analysis.shots import ClipAnalysis, Shot
-from montage_ai.demo.synth_audio import make_drum_track
-from montage_ai.demo.synth_video import ShotSpec, distinct_colors, make_clip
 from montage_ai.direct.backends import MAX_REPLY_BYTES, configured_backend, ollama_base_url
 from montage_ai.direct.llm import DirectorResult, direct
 from montage_ai.direct.reply import MAX_REPLY_CHARS, REPAIR_EXCERPT_CHARS
@@ -419,13 +417,7 @@ def test_ollama_host_without_a_scheme_works_in_doctor_and_director(tmp_path, mus
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hostile_media")
-    colors = distinct_colors(3)
-    make_clip(root / "clips" / "a.mp4", [ShotSpec(duration_s=3, color=colors[0]), ShotSpec(duration_s=3, color=colors[1])],
-              width=320, height=180)
-    make_clip(root / "clips" / "b.mp4", [ShotSpec(duration_s=4, color=colors[2])], width=320, height=180)
-    music = make_drum_track(root / "drums.wav", bpm=120, duration_s=10).path
-    return root / "clips", music
+    return small_media(tmp_path_factory.mktemp("hostile_media"))
 
 
 @pytest.mark.slow

@@ -17,10 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from hostile import assert_clean, cli, sha256_tree, temp_files
+from hostile import assert_clean, cli, sha256_tree, small_media, temp_files
 from montage_ai import atomic
-from montage_ai.demo.synth_audio import make_drum_track
-from montage_ai.demo.synth_video import ShotSpec, distinct_colors, make_clip
 from montage_ai.outputs import LEDGER_NAME
 
 pytestmark = pytest.mark.slow
@@ -30,12 +28,7 @@ RUN = ("--duration", "4", "--resolution", "360p")
 
 @pytest.fixture
 def media(tmp_path):
-    colors = distinct_colors(3)
-    clips = tmp_path / "clips"
-    make_clip(clips / "a.mp4", [ShotSpec(duration_s=3, color=colors[0]), ShotSpec(duration_s=3, color=colors[1])],
-              width=320, height=180)
-    make_clip(clips / "b.mp4", [ShotSpec(duration_s=4, color=colors[2])], width=320, height=180)
-    music = make_drum_track(tmp_path / "drums.wav", bpm=120, duration_s=8).path
+    clips, music = small_media(tmp_path, music_s=8)
     return clips, music, tmp_path / "cache"
 
 

@@ -12,21 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from hostile import PROJECT, assert_clean, cli, sha256_tree, temp_files
-from montage_ai.demo.synth_audio import make_drum_track
-from montage_ai.demo.synth_video import ShotSpec, distinct_colors, make_clip
+from hostile import PROJECT, assert_clean, cli, sha256_tree, small_media, temp_files
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
-    root = tmp_path_factory.mktemp("settings")
-    colors = distinct_colors(2)
-    make_clip(root / "clips" / "a.mp4", [ShotSpec(duration_s=3, color=colors[0]), ShotSpec(duration_s=3, color=colors[1])],
-              width=320, height=180)
-    music = make_drum_track(root / "drums.wav", bpm=120, duration_s=8).path
-    return root / "clips", music
+    return small_media(tmp_path_factory.mktemp("settings"), clips=1, music_s=8)
 
 
 def _run(media, out: Path, *extra: str, env: dict[str, str] | None = None, cache: Path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hostile import assert_clean, cli, sha256_tree
+from hostile import assert_clean, cli, sha256_tree, small_media
 
 pytestmark = pytest.mark.slow
 
@@ -16,18 +16,12 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
     """A real montage.otio to damage, and its sources."""
-    from montage_ai.demo.synth_audio import make_drum_track
-    from montage_ai.demo.synth_video import ShotSpec, distinct_colors, make_clip
-
     root = tmp_path_factory.mktemp("timelines")
-    colors = distinct_colors(2)
-    make_clip(root / "clips" / "a.mp4", [ShotSpec(duration_s=3, color=colors[0]), ShotSpec(duration_s=3, color=colors[1])],
-              width=320, height=180)
-    music = make_drum_track(root / "drums.wav", bpm=120, duration_s=8).path
+    clips, music = small_media(root, clips=1, music_s=8)
     out = root / "out"
-    assert_clean(cli("run", "--clips", root / "clips", "--music", music, "--out", out, "--duration", "4",
+    assert_clean(cli("run", "--clips", clips, "--music", music, "--out", out, "--duration", "4",
                      "--resolution", "360p", cache=root / "cache"), ok=True, written=(out,))
-    return out / "montage.otio", [root / "clips", music]
+    return out / "montage.otio", [clips, music]
 
 
 def _edited(made, tmp_path: Path, change) -> Path:

@@ -86,6 +86,17 @@ class RunSummary(BaseModel):
         return "\n".join(one_line(line) for line in lines)   # a file name cannot break a line
 
 
+def require_file(path: Path, what: str) -> Path:
+    """`path` when it is a regular file, else one line saying what it is instead."""
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise MontageError(f"{path}: is a folder, not a {what}")
+    if path.exists():
+        raise MontageError(f"{path}: is not a regular file (a device or pipe), so not a {what}")
+    raise MontageError(f"{path}: {what} not found")
+
+
 def find_clips(folder: Path) -> list[Path]:
     """The video files in `folder` (not below it), hidden files and the engine's own outputs
     (a montage.mp4 written there by an earlier run) left out."""
@@ -224,9 +235,7 @@ def run(settings: Settings, progress: bool | Progress = True) -> RunSummary:
         raise MontageError("both --clips DIR and --music FILE are needed")
     out = Path(settings.out).expanduser().absolute()
     load_style(settings.style)  # an unknown style fails now, not after the analysis
-    music_path = settings.music.expanduser().resolve()
-    if not music_path.is_file():
-        raise MontageError(f"{music_path}: music file not found")
+    music_path = require_file(settings.music.expanduser().resolve(), "music file")
     clip_paths = find_clips(settings.clips)
     inputs = Inputs([music_path], "the music")
     inputs.add(clip_paths, "a clip")
@@ -405,8 +414,7 @@ def render_timeline_file(path: Path, out: Path, settings: Settings, search: list
     output may replace neither the timeline nor any media it uses."""
     path = Path(path).expanduser().absolute()
     out = Path(out).expanduser().absolute()
-    if not path.is_file():
-        raise MontageError(f"{path}: timeline file not found")
+    require_file(path, "timeline file")
     if out.is_dir():
         raise MontageError(f"{out}: is a folder; give the output a file name (-o FOLDER/montage.mp4)")
     from .interchange import read_timeline_file
