@@ -53,6 +53,8 @@ def _wait_for(proc: subprocess.Popen, moment: str) -> None:
     assert proc.stdout is not None
     for line in proc.stdout:
         ev = json.loads(line)
+        if moment == "analysis" and ev["event"] == "stage_start" and ev["stage"] == "clips":
+            return
         if ev["event"] != "progress":
             continue
         if moment == "pieces" and ev["desc"] == "render pieces" and 1 <= (ev["done"] or 0) < ev["total"] - 1:
@@ -76,8 +78,8 @@ def _ffmpeg_children_of(folder: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "SIGKILL"])
-@pytest.mark.parametrize("moment", ["pieces", "encode"])
+@pytest.mark.parametrize("sig, moment", [(sig, moment) for moment in ("pieces", "encode")
+                                          for sig in ("SIGTERM", "SIGINT", "SIGKILL")] + [("SIGTERM", "analysis")])
 def test_stop_then_rerun_leaves_nothing_and_matches_a_clean_run(corpus, tmp_path, sig, moment):
     clips, music, clean_frames = corpus
     out, cache = tmp_path / "out", tmp_path / "cache"

@@ -76,9 +76,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def _progress(args: argparse.Namespace):
+    """The command's one Progress (the error event at the end shares its clock and stage)."""
     from .report.progress import Progress
 
-    return Progress.from_flags(quiet=args.quiet, json_lines=args.json)
+    if getattr(args, "_progress_obj", None) is None:
+        args._progress_obj = Progress.from_flags(quiet=args.quiet, json_lines=args.json)
+    return args._progress_obj
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -39,6 +39,7 @@ from pydantic import BaseModel
 
 from montage_otio.names import one_line
 
+from .. import procs
 from ..errors import MediaError
 from ..media.probe import MediaInfo, pick_video_stream
 
@@ -274,9 +275,11 @@ class _SeriesBuilder:
 
 
 def extract_series(frames: Iterable[SmallFrame]) -> FeatureSeries:
-    """Stream small frames into feature arrays; only one frame is held at a time."""
+    """Stream small frames into feature arrays; only one frame is held at a time. A run that is
+    being stopped (SIGTERM, Ctrl-C) ends the decode at the next frame instead of the clip's end."""
     builder = _SeriesBuilder()
     for frame in frames:
+        procs.check_interrupted()
         builder.add(frame.time_s, frame.key_frame, frame_features(frame.rgb))
     return builder.build()
 
