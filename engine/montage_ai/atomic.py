@@ -20,6 +20,8 @@ import fcntl
 import itertools
 import os
 import re
+import shutil
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -124,7 +126,7 @@ def sweep_stale(folder: Path) -> list[Path]:
         if CREATING in entry.name:
             try:
                 if time.time() - entry.stat(follow_symlinks=False).st_mtime > _CREATING_STALE_S:
-                    _unlink(path)
+                    shutil.rmtree(path, ignore_errors=True) if entry.is_dir(follow_symlinks=False) else _unlink(path)
                     removed.append(path)
             except OSError:
                 pass
@@ -158,11 +160,32 @@ def scratch_path(final: Path) -> Iterator[Path]:
         temp.release()
 
 
+@contextmanager
+def scratch_dir(parent: Path, name: str) -> Iterator[Path]:
+    """A locked working folder in `parent`, removed with all it holds afterwards; one a killed
+    run left behind is removed by `sweep_stale(parent)` like a temporary file."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    creating = temp_name(parent / name, CREATING)
+    path = creating.with_name(creating.name.replace(CREATING, PARTIAL, 1))
+    os.mkdir(creating)
+    fd = os.open(creating, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(creating, path)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(creating, ignore_errors=True)
+        os.close(fd)
+
+
 def _unlink_if_unlocked(path: Path) -> bool:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError:
         return False
+    is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -173,7 +196,7 @@ def _unlink_if_unlocked(path: Path) -> bool:
         except OSError:
             return False
         if same:
-            _unlink(path)
+            shutil.rmtree(path, ignore_errors=True) if is_dir else _unlink(path)
         return same
     finally:
         os.close(fd)

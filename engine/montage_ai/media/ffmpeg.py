@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from .. import procs
 from ..errors import RenderError
@@ -116,8 +115,3 @@ def run_ffmpeg(
     if done.returncode != 0:
         procs.check_interrupted()   # killed because the run is stopping: not ffmpeg's fault
         raise RenderError(f"{what}: ffmpeg exited with {done.returncode}: {done.stderr_tail()}")
-
-
-def atomic_target(final: Path) -> Path:
-    """A temporary path beside `final`, same suffix, for write-then-rename outputs."""
-    return final.with_name(f".{final.stem}.partial-{os.getpid()}{final.suffix}")

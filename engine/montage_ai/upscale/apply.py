@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ..atomic import atomic_path, sweep_stale, write_text
+from ..atomic import atomic_path, scratch_dir, sweep_stale, write_text
 from ..errors import MontageError
 from ..media.ffmpeg import run_ffmpeg
 from ..timeline.model import RenderSpec
@@ -198,12 +198,6 @@ def _entry(job: UpscaleJob, backend: Backend, seconds: float, output: Path, note
                         output=output, notes=notes)
 
 
-def _work_dir(cache: UpscaleCache) -> Path:
-    path = cache.root / f"work-{os.getpid()}-{time.monotonic_ns()}"
-    path.mkdir(parents=True)
-    return path
-
-
 def _run_cloud(jobs: list[UpscaleJob], options: UpscaleOptions, cache: UpscaleCache, outputs: dict[str, Path],
                report: UpscaleReport, progress: ProgressFn | None) -> list[UpscaleJob]:
     """All pending jobs in one cloud job; returns those not finished (after a failure)."""
@@ -213,7 +207,6 @@ def _run_cloud(jobs: list[UpscaleJob], options: UpscaleOptions, cache: UpscaleCa
     opts = CloudOptions(binary=options.cgpu_bin, timeout_s=options.cgpu_timeout_s, verbose=options.cgpu_verbose,
                         upload_limit_bytes=int(options.cgpu_upload_limit_mb * MIB),
                         download_chunk_bytes=int(options.cgpu_download_chunk_mb * MIB))
-    work = _work_dir(cache)
     clock = [time.monotonic()]
 
     def done(job: UpscaleJob, video: Path, notes: list[str]) -> None:
@@ -223,13 +216,12 @@ def _run_cloud(jobs: list[UpscaleJob], options: UpscaleOptions, cache: UpscaleCa
         clock[0] = now
 
     try:
-        upscale_cloud(jobs, work, opts, on_done=done, progress=progress)
+        with scratch_dir(cache.root, "work") as work:
+            upscale_cloud(jobs, work, opts, on_done=done, progress=progress)
     except (MontageError, OSError) as exc:
         if options.strict_cloud:
             raise UpscaleError(f"cloud upscale failed (--strict-cloud): {exc}") from exc
         report.fallbacks.append(f"Colab GPU failed, using the local path: {exc}")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return [j for j in jobs if j.key() not in outputs]
 
 
@@ -241,8 +233,7 @@ def _run_local(backend: str) -> Callable[..., list[UpscaleJob]]:
         from .local import upscale_ncnn
 
         left: list[UpscaleJob] = []
-        work = _work_dir(cache)
-        try:
+        with scratch_dir(cache.root, "work") as work:
             for job in jobs:
                 tick = _frames_progress(progress, job.describe())
                 video = work / f"{job.key()}.video.mkv"
@@ -261,8 +252,6 @@ def _run_local(backend: str) -> Callable[..., list[UpscaleJob]]:
                     left.append(job)
                 finally:
                     video.unlink(missing_ok=True)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
         return left
     return run
 
