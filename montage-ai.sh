@@ -12,7 +12,8 @@ VENV="${MONTAGE_VENV:-$ROOT/.venv}"
 export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$ROOT/.cache/numba}"
 
 find_python() {
-  for py in "${PYTHON:-}" python3.13 python3.12 python3.11 python3; do
+  # the Python CI tests (3.11) first; newer ones work (dependencies bounded, the upscaler optional)
+  for py in "${PYTHON:-}" python3.11 python3.12 python3.13 python3; do
     [ -n "$py" ] || continue
     if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
       echo "$py"; return 0
@@ -23,17 +24,20 @@ find_python() {
 }
 
 setup() {
-  local stamp="$VENV/.montage-ai-installed" want
-  want="$(cat "$ROOT/pyproject.toml" | cksum)"
+  # $1: the extras this command needs: "test" for the suite (pytest, playwright, the upscaler),
+  # "upscale" for everything else (the local upscaler where it has a wheel; never blocks)
+  local extras="${1:-upscale}" stamp="$VENV/.montage-ai-installed" sum have
+  sum="$(cksum < "$ROOT/pyproject.toml")"
   if [ ! -x "$VENV/bin/python" ]; then
     echo "montage-ai: creating virtualenv in $VENV" >&2
     "$(find_python)" -m venv "$VENV"
   fi
-  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  have="$(cat "$stamp" 2>/dev/null || true)"
+  if [ "$have" != "$sum test" ] && [ "$have" != "$sum $extras" ]; then
     echo "montage-ai: installing the package and its dependencies (first run only)" >&2
     "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]" >&2
-    echo "$want" > "$stamp"
+    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$extras]" >&2
+    echo "$sum $extras" > "$stamp"
   fi
   if [ ! -f "$NUMBA_CACHE_DIR/.warm" ]; then
     echo "montage-ai: warming librosa's numba cache (about a minute, once)" >&2
@@ -57,7 +61,7 @@ case "$cmd" in
   setup)
     setup; exit 0 ;;
   test)
-    shift; setup
+    shift; setup test
     cd "$ROOT"
     exec "$VENV/bin/python" -m pytest tests "$@" ;;
   blender-addon)   # build the Blender extension zip (OTIO wheels bundled) into nle_addons/blender/dist

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,9 +44,15 @@ def test_compose_variables_are_settings_and_the_documented_ones_are_there():
     assert env["CGPU_HOST"] == "${CGPU_HOST:-host.docker.internal}"
     assert "host.docker.internal:host-gateway" in service["extra_hosts"]
     assert service["mem_limit"] == "${MEMORY_LIMIT_GB:-8}g"
-    # every ${VAR} used anywhere in the file is a setting (or HOME for the cgpu login mount)
-    used = set(re.findall(r"\$\{([A-Z_]+)", (ROOT / "docker-compose.yml").read_text()))
-    assert used - {"HOME"} <= set(env_names())
+    # every ${VAR} used anywhere in the file is a setting, or the host's HOME (cgpu login), the
+    # user and group to run as, and whether to build with the cgpu CLI
+    used = set(re.findall(r"\$\{([A-Z0-9_]+)", (ROOT / "docker-compose.yml").read_text()))
+    assert used - {"HOME", "MONTAGE_UID", "MONTAGE_GID", "MONTAGE_BUILD_CGPU"} <= set(env_names())
+    from montage_ai.deploy.docker_run import CACHE_VOLUME, PASS_THROUGH
+
+    assert list(env) == PASS_THROUGH                     # every setting reaches the engine
+    assert _compose()["volumes"]["montage-ai-cache"]["name"] == CACHE_VOLUME
+    assert service["user"] == "${MONTAGE_UID:-1000}:${MONTAGE_GID:-1000}"
 
 
 def test_compose_file_with_docker_compose_when_available():
@@ -57,11 +65,14 @@ def test_compose_file_with_docker_compose_when_available():
 
 def test_dockerfile_shape():
     text = (ROOT / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.1[1-9]-slim", text, re.M)
-    assert "ffmpeg" in text and "libomp5" in text and "npm install -g cgpu" in text
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.1[1-9]-slim", text, re.M)
+    assert re.search(r"^FROM \$\{PYTHON_IMAGE\} AS build", text, re.M)
+    assert "libomp5" in text and "npm install -g cgpu" in text and 'WITH_CGPU" = 1' in text
+    assert "apt-get install -y --no-install-recommends ffmpeg" not in text   # the wheel's ffmpeg
+    assert (ROOT / ".dockerignore").is_file()
     assert re.search(r"^USER montage", text, re.M)
     assert re.search(r'^VOLUME \["/data/input", "/data/music", "/data/output", "/data/cache"\]', text, re.M)
-    assert 'ENTRYPOINT ["montage-ai"]' in text
+    assert 'ENTRYPOINT ["montage-ai-entrypoint"]' in text
 
 
 def test_docker_argv_maps_host_paths_to_volumes(tmp_path):
@@ -109,3 +120,43 @@ def test_demo_stays_under_memory_limit(tmp_path):
         run(s, progress=False)
     print(f"peak memory under MEMORY_LIMIT_GB=2: {mem.peak / 2**20:.0f} MB")
     assert mem.peak < 2 * 2**30
+
+
+def test_every_setting_reaches_the_container():
+    from montage_ai.deploy.docker_run import MAPPED, PASS_THROUGH
+
+    assert set(PASS_THROUGH) | set(MAPPED) == set(env_names())
+    assert not set(PASS_THROUGH) & set(MAPPED)
+
+
+def test_render_and_export_mount_the_timeline_its_media_and_the_output(tmp_path):
+    media = tmp_path / "footage"
+    media.mkdir()
+    cut = tmp_path / "edit" / "my cut.otio"
+    cut.parent.mkdir()
+    cut.write_text('{"OTIO_SCHEMA": "Timeline.1", "tracks": {"children": [{"children": [{"media_references": '
+                   '{"DEFAULT_MEDIA": {"target_url": "' + (media / "a.mp4").as_uri() + '"}}}]}]}}')
+    argv = docker_argv(["render", "edit/my cut.otio", "-o", "renders/final.mp4", "--search", "footage"], {},
+                       tmp_path, tmp_path / "home", 1234, 1234)
+    assert f"{cut.parent}:{cut.parent}:ro" in argv                    # the timeline, read only
+    assert f"{media}:{media}:ro" in argv                              # the media it names
+    assert f"{tmp_path / 'renders'}:{tmp_path / 'renders'}" in argv   # where the output goes
+    tail = argv[argv.index("montage-ai:latest") + 1:]
+    assert tail == ["render", str(cut), "--search", str(media), "-o", str(tmp_path / "renders" / "final.mp4")]
+    beside = docker_argv(["export", "edit/my cut.otio", "--to", "kdenlive"], {}, tmp_path, tmp_path, 1234, 1234)
+    assert f"{cut.parent}:{cut.parent}" in beside                     # writes beside the timeline
+    demo = docker_argv(["demo"], {}, tmp_path, tmp_path, 1234, 1234)
+    assert f"{tmp_path / 'demo'}:/data/output" in demo and demo[-2:] == ["--work", "/data/output"]
+    assert (tmp_path / "demo").is_dir()
+
+
+def test_dry_run_is_shell_quoted(tmp_path):
+    (tmp_path / "my clips").mkdir()
+    env = {**os.environ, "MONTAGE_DOCKER_DRY_RUN": "1"}
+    out = subprocess.run([sys.executable, str(ROOT / "engine" / "montage_ai" / "deploy" / "docker_run.py"), "run",
+                          "--clips", "my clips", "--music", "it's.ogg"], cwd=tmp_path, capture_output=True,
+                         text=True, env={**env, "PATH": f"{tmp_path}:{env['PATH']}"}, timeout=60)
+    if out.returncode == 2 and "needs Docker" in out.stderr:
+        pytest.skip("no docker client on PATH")
+    words = shlex.split(out.stdout)
+    assert f"{tmp_path / 'my clips'}:/data/input:ro" in words and "/data/music/it's.ogg" in words

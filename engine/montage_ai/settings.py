@@ -53,6 +53,7 @@ class Settings(BaseSettings):
         extra="ignore",
         populate_by_name=True,
         allow_inf_nan=False,
+        env_ignore_empty=True,   # VAR= (as compose passes an unset setting) keeps the default
     )
 
     # --- deployment (names fixed by the deployment guide) ---

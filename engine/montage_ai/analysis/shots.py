@@ -41,7 +41,7 @@ from montage_otio.names import one_line
 
 from .. import procs
 from ..errors import MediaError
-from ..media.probe import MediaInfo, pick_video_stream
+from ..media.probe import MediaInfo, open_media, pick_video_stream
 
 ANALYSIS_VERSION = 1
 ANALYSIS_WIDTH = 160                # px; every frame is scaled to this width for the features
@@ -649,7 +649,7 @@ def decode_small_frames(media: MediaInfo, width: int = ANALYSIS_WIDTH,
     """
     path = media.path
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = open_media(path)
     except (av.FFmpegError, OSError) as exc:
         raise MediaError(f"{one_line(str(path))}: cannot open for analysis ({_reason(exc)})") from exc
     with container:

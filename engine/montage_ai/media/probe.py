@@ -87,7 +87,7 @@ def probe(path: Path) -> MediaInfo:
     if stat.st_size == 0:
         raise MediaError(f"{shown}: file is empty")
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with open_media(path) as container:
             info = _describe(container, path, stat.st_size, stat.st_mtime_ns)
         if info.duration_s <= 0:
             info = info.model_copy(update=_measured_duration(path, info))
@@ -96,6 +96,15 @@ def probe(path: Path) -> MediaInfo:
         raise
     except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
         raise MediaError(f"{shown}: cannot read media ({_reason(exc)})") from exc
+
+
+def open_media(path: Path) -> av.container.InputContainer:
+    """av.open for reading, tolerant of undecodable metadata where the PyAV in use supports
+    saying so (the `metadata_errors` argument is gone from newer PyAV)."""
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except TypeError:
+        return av.open(str(path))
 
 
 def _utf8_name(path: Path) -> bool:
@@ -294,7 +303,7 @@ def _measured_duration(path: Path, info: MediaInfo) -> dict:
     from its packets in a second pass (the first one stopped after the first frames). Counting
     packets gives a variable-rate file its real frame count, which duration x rate would not."""
     index = info.video_stream_index if info.has_video else info.audio_stream_index
-    with av.open(str(path), metadata_errors="ignore") as container:
+    with open_media(path) as container:
         scan = scan_packets(container, container.streams[index])
     duration = max(0.0, scan.end_s - info.start_time_s) if scan.end_s is not None else 0.0
     fields: dict = {"duration_s": duration}
