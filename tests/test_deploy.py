@@ -123,10 +123,10 @@ def test_demo_stays_under_memory_limit(tmp_path):
 
 
 def test_every_setting_reaches_the_container():
-    from montage_ai.deploy.docker_run import MAPPED, PASS_THROUGH
+    from montage_ai.deploy.docker_run import HOST_ONLY, MAPPED, PASS_THROUGH
 
-    assert set(PASS_THROUGH) | set(MAPPED) == set(env_names())
-    assert not set(PASS_THROUGH) & set(MAPPED)
+    assert set(PASS_THROUGH) | set(MAPPED) | set(HOST_ONLY) == set(env_names())
+    assert not set(PASS_THROUGH) & (set(MAPPED) | set(HOST_ONLY))
 
 
 def test_render_and_export_mount_the_timeline_its_media_and_the_output(tmp_path):

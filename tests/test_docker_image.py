@@ -68,3 +68,44 @@ def test_doctor_runs_in_the_container_as_any_user(image):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "cache      /data/cache/uid-1234" in done.stdout and "cgpu serve" in done.stdout
+
+
+@pytest.fixture
+def fake_cgpu_on_path(tmp_path, monkeypatch):
+    """The fake `cgpu` (and gemini) of tests/test_cgpu_serve.py first on PATH."""
+    import sys
+
+    from test_cgpu_serve import FAKE_CGPU, FAKE_GEMINI, _free_port, _write_exe
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _write_exe(bin_dir / "cgpu", FAKE_CGPU.format(python=sys.executable))
+    _write_exe(bin_dir / "gemini", FAKE_GEMINI)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return _free_port()
+
+
+@pytest.mark.parametrize("bind", ["docker", "127.0.0.1"])
+def test_doctor_in_the_container_reaches_cgpu_start_or_says_why(image, tmp_path, fake_cgpu_on_path, bind):
+    """cgpu-start with CGPU_BIND=docker listens on the Docker bridge, which the container reaches
+    as host.docker.internal; bound to 127.0.0.1 it is unreachable, and doctor says exactly that."""
+    from montage_ai.remote import cgpu_serve
+    from montage_ai.settings import Settings
+
+    port = fake_cgpu_on_path
+    s = Settings(cgpu_bind=bind, cgpu_port=port, cache_dir=tmp_path / "cache")
+    started = cgpu_serve.start(s, wait_s=15)
+    try:
+        assert started.healthy, started.message
+        argv = docker_argv(["doctor"], {"CGPU_PORT": str(port), "MONTAGE_CACHE_DIR": str(tmp_path / "cache")},
+                           tmp_path, tmp_path, UID, GID)
+        done = _run(argv)
+        assert done.returncode == 0, done.stderr
+        line = next(ln for ln in done.stdout.splitlines() if "director   cgpu serve" in ln)
+        if bind == "docker":
+            assert f"at host.docker.internal:{port}" in line and "listening" in line, line
+        else:
+            assert f"listens on 127.0.0.1:{port}, which a container cannot reach" in line, line
+            assert "CGPU_BIND=docker" in line
+    finally:
+        cgpu_serve.stop(s)

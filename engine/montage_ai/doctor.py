@@ -58,6 +58,29 @@ def probe_line(backend: Backend) -> str:
             f"through {backend.where()}: {one_line(text, 60)!r}")
 
 
+def in_container() -> bool:
+    return Path("/.dockerenv").exists()
+
+
+HOST_CGPU_ENV = "MONTAGE_HOST_CGPU"   # `--docker` passes the host's view: "running ADDR:PORT" or "stopped"
+
+
+def _cgpu_hint(host_state: str | None = None) -> str:
+    """What to do when cgpu serve does not answer: on the host, start it; in a container, say
+    which of "not running" and "not reachable from here" it is, when the launcher told us."""
+    if not in_container():
+        return "start it with ./montage-ai.sh cgpu-start"
+    state = os.environ.get(HOST_CGPU_ENV, "") if host_state is None else host_state
+    fix = "on the host run `./montage-ai.sh cgpu-stop`, then `CGPU_BIND=docker ./montage-ai.sh cgpu-start`"
+    if state.startswith("running "):
+        return (f"cgpu serve runs on the host but listens on {state.split(' ', 1)[1]}, which a container cannot "
+                f"reach; {fix}")
+    if state == "stopped":
+        return "cgpu serve is not running on the host; start it there with `CGPU_BIND=docker ./montage-ai.sh cgpu-start`"
+    return ("from this container: cgpu serve is either not running on the host or listening only on the host's "
+            f"127.0.0.1 (`./montage-ai.sh cgpu-status` on the host tells which); {fix}")
+
+
 def _llm_lines(s: Settings, probe: bool) -> list[str]:
     """The director lines; with `probe`, each configured backend's probe line under its own."""
     from .remote.cgpu_serve import health
@@ -71,7 +94,7 @@ def _llm_lines(s: Settings, probe: bool) -> list[str]:
         state = ("listening (its /health answers, but /health never runs gemini: it does not prove that "
                  "gemini answers" + (")" if probe else "; `montage-ai doctor --probe` sends one real request)"))
     else:
-        state = f"{why}; start it with ./montage-ai.sh cgpu-start"
+        state = f"{why}; {_cgpu_hint()}"
     lines = ["director   offline styles: always available",
              f"director   cgpu serve ({'enabled' if s.cgpu_enabled else 'disabled: --cgpu or CGPU_ENABLED=1'}) "
              f"at {s.cgpu_host}:{s.cgpu_port}, model {s.cgpu_model}: {state}"]

@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     cgpu_enabled: bool = Field(False, validation_alias=_env("CGPU_ENABLED"), description="Use Gemini through `cgpu serve` as the Creative Director")
     cgpu_host: str = Field("127.0.0.1", validation_alias=_env("CGPU_HOST"), description="Host where `cgpu serve` listens (host.docker.internal from a container)")
     cgpu_port: int = Field(8080, validation_alias=_env("CGPU_PORT"), ge=1, le=65535, description="Port of `cgpu serve`")
+    cgpu_bind: str = Field("", validation_alias=_env("CGPU_BIND"), description="Address `cgpu-start` binds to: empty = CGPU_HOST; `docker` = the Docker bridge (docker0), which containers reach as host.docker.internal and the network does not. cgpu serve has no authentication: never a public address")
     cgpu_model: str = Field("gemini-2.5-flash", validation_alias=_env("CGPU_MODEL"), description="Gemini model asked through cgpu serve")
     cgpu_gpu_enabled: bool = Field(False, validation_alias=_env("CGPU_GPU_ENABLED"), description="Run upscaling on a Colab GPU through `cgpu run`")
     cgpu_timeout: float = Field(1800.0, validation_alias=_env("CGPU_TIMEOUT"), gt=0, description="Seconds allowed for one cloud GPU job")

@@ -36,6 +36,7 @@ PASS_THROUGH = ["CGPU_ENABLED", "CGPU_HOST", "CGPU_PORT", "CGPU_MODEL", "CGPU_GP
                 "MONTAGE_UPSCALE_SCALE", "MONTAGE_STRICT_CLOUD", "MONTAGE_PREVIEW", "MONTAGE_EXPORT",
                 "MONTAGE_KEEP_CLIP_AUDIO", "MONTAGE_CRF", "MONTAGE_X264_PRESET", "MONTAGE_FORCE"]
 MAPPED = ["MONTAGE_CLIPS", "MONTAGE_MUSIC", "MONTAGE_OUT", "MONTAGE_CACHE_DIR"]
+HOST_ONLY = ["CGPU_BIND"]             # how cgpu-start listens on the host; meaningless inside
 LOCAL_HOSTS = {"", "127.0.0.1", "localhost", "::1"}
 
 
@@ -67,6 +68,21 @@ def _take(args: list[str], flag: str) -> tuple[str | None, list[str]]:
         out.append(a)
         i += 1
     return value, out
+
+
+def host_cgpu_state(env: dict[str, str], home: Path) -> str:
+    """"running ADDR:PORT" when the `cgpu serve` that cgpu-start started on this host is alive,
+    else "stopped" (read from its state file; the container cannot see the host's processes)."""
+    cache = Path(env.get("MONTAGE_CACHE_DIR") or home / ".cache" / "montage-ai")
+    try:
+        meta = json.loads((cache / "cgpu" / "serve.json").read_text(encoding="utf-8"))
+        pid = int(meta["pid"])
+        os.kill(pid, 0)
+        if b"cgpu" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return "stopped"
+        return f"running {meta['host']}:{int(meta['port'])}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "stopped"
 
 
 def _same_path(path: Path, writable: bool = False) -> list[str]:
@@ -182,6 +198,7 @@ def docker_argv(args: list[str], env: dict[str, str], cwd: Path, home: Path, uid
     passed = {k: env[k] for k in PASS_THROUGH if k in env}
     if passed.get("CGPU_HOST", "") in LOCAL_HOSTS:
         passed["CGPU_HOST"] = "host.docker.internal"   # the host's cgpu serve, seen from the container
+    passed["MONTAGE_HOST_CGPU"] = host_cgpu_state(env, home)   # lets doctor in the container say why
     memory_gb = float(passed.get("MEMORY_LIMIT_GB", "8"))
     argv = ["docker", "run", "--rm", "--init", "--user", f"{uid}:{gid}",
             "--add-host", "host.docker.internal:host-gateway", "--memory", f"{memory_gb:g}g", *mounts]

@@ -384,9 +384,39 @@ def status(settings: Settings) -> ServeStatus:
     )
 
 
+DOCKER_BRIDGE = "docker0"
+
+
+def interface_ipv4(name: str) -> str | None:
+    """The IPv4 address of a network interface (Linux), or None."""
+    import fcntl
+    import struct
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            packed = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))  # SIOCGIFADDR
+    except OSError:
+        return None
+    return socket.inet_ntoa(packed[20:24])
+
+
+def bind_address(settings: Settings) -> str:
+    """Where `cgpu-start` listens: CGPU_BIND, else CGPU_HOST. `docker` is the Docker bridge's
+    address: containers reach it as host.docker.internal (host-gateway), the network does not.
+    cgpu serve checks no credentials, so it must never listen on a public address."""
+    bind = settings.cgpu_bind.strip()
+    if bind.lower() != "docker":
+        return bind or settings.cgpu_host
+    address = interface_ipv4(DOCKER_BRIDGE)
+    if address is None:
+        raise MontageError(f"CGPU_BIND=docker: no {DOCKER_BRIDGE} interface here (is Docker running? On Docker "
+                           "Desktop leave CGPU_BIND empty: host.docker.internal reaches the host's 127.0.0.1)")
+    return address
+
+
 def start(settings: Settings, wait_s: float = 30.0) -> ServeStatus:
     """Start `cgpu serve` detached and wait until /health answers, or explain why it cannot."""
-    host, port, model = settings.cgpu_host, int(settings.cgpu_port), settings.cgpu_model
+    host, port, model = bind_address(settings), int(settings.cgpu_port), settings.cgpu_model
     pid = _our_pid(settings)
     if pid is not None:
         meta = _read_meta(settings)
