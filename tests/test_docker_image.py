@@ -109,3 +109,40 @@ def test_doctor_in_the_container_reaches_cgpu_start_or_says_why(image, tmp_path,
             assert "CGPU_BIND=docker" in line
     finally:
         cgpu_serve.stop(s)
+
+
+def _compose() -> list[str] | None:
+    """`docker compose` (v2) or `docker-compose` (v1), whichever this machine has."""
+    import shutil
+
+    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    return ["docker-compose"] if shutil.which("docker-compose") else None
+
+
+def test_the_readme_compose_command_as_another_user(image, tmp_path):
+    """README: mkdir -p input music output, then MONTAGE_UID=$(id -u) MONTAGE_GID=$(id -g)
+    docker compose run --rm montage-ai run --clips /data/input --music /data/music/... --out /data/output"""
+    compose = _compose()
+    if compose is None:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    assert _docker("tag", IMAGE, "montage-ai:latest").returncode == 0   # the image compose names
+    clips, music = small_media(tmp_path, music_s=8)
+    for name, src in (("input", clips), ("music", music.parent)):
+        (tmp_path / name).mkdir(exist_ok=True)
+        for f in src.iterdir():
+            if f.is_file() and f.suffix in (".mp4", ".wav"):
+                (tmp_path / name / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "output").mkdir()
+    for name in ("input", "music", "output"):
+        os.chown(tmp_path / name, UID, GID)
+    env = {**os.environ, "MONTAGE_UID": str(UID), "MONTAGE_GID": str(GID), "HOME": str(tmp_path)}
+    done = subprocess.run([*compose, "-f", str(PROJECT / "docker-compose.yml"), "--project-directory", str(tmp_path),
+                           "-p", f"montage-test-{os.getpid()}", "run", "--rm", "montage-ai", "run", "--clips",
+                           "/data/input", "--music", f"/data/music/{music.name}", "--out", "/data/output",
+                           "--duration", "4", "--resolution", "360p"], capture_output=True, text=True, env=env,
+                          timeout=900)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout[-2000:] + done.stderr[-2000:]
+    outputs = list((tmp_path / "output").iterdir())
+    assert (tmp_path / "output" / "montage.mp4").stat().st_size > 10000
+    assert {p.stat().st_uid for p in outputs} == {UID}
