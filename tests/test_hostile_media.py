@@ -26,7 +26,9 @@ from montage_ai.media.ffmpeg import ffmpeg_path
 from montage_ai.media.probe import probe
 from montage_ai.render.conform import render
 from montage_ai.timeline.read import read_timeline
-from montage_otio import lowering
+from montage_ai.interchange import media_facts
+from montage_otio.formats import fcp7
+from montage_otio.media import MediaCache
 
 VP9 = ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k", "-pix_fmt", "yuv420p"]
 
@@ -138,7 +140,7 @@ def test_export_finds_the_duration_a_webm_does_not_declare(media):
                                   media_reference=otio.schema.ExternalReference(target_url=str(media["cfr"]))))
     timeline = otio.schema.Timeline(name="t")
     timeline.tracks.append(video)
-    lowered = lowering.for_fcp7(timeline)
+    lowered = fcp7.lower(timeline, media=MediaCache(media_facts))
     [clip] = lowered.timeline.find_clips()
     assert clip.media_reference.available_range.duration == rt(125, 25)
     assert not any("unknown" in n for n in lowered.notes)

@@ -34,6 +34,8 @@ from montage_ai.timeline.build import build_timeline
 from montage_ai.timeline.model import RenderSettings
 from montage_ai.timeline.read import read_timeline, url_to_path
 from montage_otio import lowering
+from montage_otio.formats import edl, fcp7, fcpxml
+from montage_otio.formats import otio as otio_format
 
 RT = otio.opentime.RationalTime
 TR = otio.opentime.TimeRange
@@ -263,7 +265,7 @@ def test_xml_without_sidecar_keeps_cut_size_and_rate(tmp_path, fmt):
 def test_text_xml_cannot_hold_is_dropped_with_a_note(tmp_path):
     tl = _build(tmp_path, RATES["25"])
     tl.tracks.markers[0].comment = "bell\x07 here"
-    low = lowering.for_fcp7(tl)
+    low = fcp7.lower(tl)
     assert low.timeline.tracks.markers[0].comment == "bell here"
     assert any("control characters" in n for n in low.notes)
     [res] = export_timeline(tl, tmp_path / "out", "cut", formats=["fcp7"])
@@ -291,7 +293,7 @@ def test_edl_reels_are_valid_unique_and_name_the_file(tmp_path):
 
 
 def test_reel_names_deduplicate():
-    reels = lowering.reel_names(["/a/sunset_beach_1.mov", "/b/sunset_beach_2.mov", "/c/SunsetBe.mov",
+    reels = edl.reel_names(["/a/sunset_beach_1.mov", "/b/sunset_beach_2.mov", "/c/SunsetBe.mov",
                                  "/d/日本.mov", "/e/ax.mov", "/a/sunset_beach_1.mov"])
     assert list(reels.values()) == ["SUNSETBE", "SUNSETB2", "SUNSETB3", "REEL", "AX2"]
 
@@ -368,7 +370,7 @@ def _dump(tl: otio.schema.Timeline) -> str:
 def test_lowering_never_touches_its_input(tmp_path):
     tl = _build(tmp_path, RATES["ntsc"])
     before = _dump(tl)
-    for lower in (lowering.for_edl, lowering.for_fcp7, lowering.for_fcpxml, lowering.for_otio_native):
+    for lower in (edl.lower, fcp7.lower, fcpxml.lower, otio_format.lower):
         lowered = lower(tl)
         assert lowered.timeline is not tl
         assert _dump(tl) == before, lower.__name__
@@ -390,7 +392,7 @@ def test_native_otio_puts_every_time_at_the_video_rate():
     v.markers.append(otio.schema.Marker(name="hit", marked_range=TR(RT(48000, 48000), RT(0, 48000))))
     assert tl.duration().rate == 48000
 
-    low = lowering.for_otio_native(tl)
+    low = otio_format.lower(tl)
     out = low.timeline
     assert out.duration().rate == rate and out.duration().value == 100
     song = out.audio_tracks()[0][0]
@@ -405,7 +407,7 @@ def test_native_otio_puts_every_time_at_the_video_rate():
 
 def test_fcpxml_lowering_says_what_it_changes(tmp_path):
     tl = _build(tmp_path, RATES["25"])
-    low = lowering.for_fcpxml(tl)
+    low = fcpxml.lower(tl)
     assert not len(low.timeline.tracks.markers)
     assert sum(len(c.markers) for c in low.timeline.find_clips()) == len(tl.tracks.markers)
     assert any("reorder" in n for n in low.notes)

@@ -20,7 +20,7 @@ from typing import Any
 
 import opentimelineio as otio
 
-from montage_ai.timeline.model import META_KEY
+from montage_otio.vocab import META_KEY
 
 RT = otio.opentime.RationalTime
 TR = otio.opentime.TimeRange

@@ -28,9 +28,8 @@ from typing import Any
 
 import opentimelineio as otio
 
-from montage_ai.timeline.model import LOOK_EFFECT, META_KEY
-from montage_ai.timeline.read import exact_rate, url_to_path
 from montage_otio.names import keep_carriage_returns, one_line, xml_can_hold, xml_safe
+from montage_otio.vocab import LOOK_EFFECT, META_KEY, exact_rate, url_to_path
 
 MLT_VERSION = "7.28.0"          # the MLT generation current Kdenlive (24.12-25.x) ships with
 KDENLIVE_VERSION = "24.12.0"

@@ -13,33 +13,59 @@ plain language what changed, instead of letting the adapter decide silently:
   and an EDL, read line by line, gets names and paths on one line with the originals in its
   sidecar.
 
-Functions here never mutate their input and do no I/O except reading a media file's duration
-when a reference lacks one.
+The per-format targets live in montage_otio.formats (one module per format); this module holds
+the steps they share. Functions here never mutate their input and do no I/O: what a timeline does
+not say about its media (duration, own rate) is asked through the caller's probe.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import opentimelineio as otio
 
-from montage_ai.errors import MediaError
-from montage_ai.media.probe import probe
-from montage_ai.timeline.read import exact_rate  # one definition of 29.97 -> 30000/1001 (used here and by interchange)
+from montage_otio.media import MediaCache
 from montage_otio.names import one_line, xml_can_hold, xml_safe
+from montage_otio.vocab import (
+    META_KEY,
+    absolute_path,
+    exact_rate,
+    path_to_url,
+    plain_path,
+)
+
+__all__ = [
+    "META_KEY",
+    "Lowered",
+    "MediaCache",
+    "absolute_paths",
+    "clean_texts",
+    "drop_transitions",
+    "ensure_available_ranges",
+    "exact_rate",
+    "external_only",
+    "file_urls",
+    "fps_text",
+    "markers_onto_clips",
+    "plain_paths",
+    "primary_video",
+    "retime",
+    "stack_markers",
+    "start",
+    "transitions_need_clips",
+    "video_rate",
+    "xml_paths_only",
+    "xml_safe",
+]
 
 
 RT = otio.opentime.RationalTime
 TR = otio.opentime.TimeRange
 
-META_KEY = "montage_ai"
 #: where a clip marker that came from the stack says so, so readers can move it back
 MARKER_ORIGIN_KEY = "montage_otio"
 
@@ -126,47 +152,18 @@ def retime(timeline: otio.schema.Timeline, rate: Fraction, notes: list[str]) -> 
             m.marked_range = _range(m.marked_range, r)
     if changed:
         shown = ", ".join(dict.fromkeys(changed[:3])) + (" ..." if len(changed) > 3 else "")
-        notes.append(f"rescaled {len(changed)} item(s) to {_fps_text(rate)} fps whole frames ({shown})")
+        notes.append(f"rescaled {len(changed)} item(s) to {fps_text(rate)} fps whole frames ({shown})")
 
 
-def _fps_text(rate: Fraction) -> str:
+def fps_text(rate: Fraction) -> str:
     return str(rate.numerator) if rate.denominator == 1 else f"{rate.numerator}/{rate.denominator}"
 
 
 # ---------------------------------------------------------------- media
 
-def url_to_path(url: str) -> str:
-    """A plain path for a target_url (file:// decoded, anything else unchanged)."""
-    if url.startswith("file:"):
-        parsed = urlparse(url)
-        if parsed.netloc in ("", "localhost"):
-            return unquote(parsed.path)
-    return url
-
-
-def path_to_url(url: str, base_dir: Path | None = None) -> str:
-    """An absolute, percent-encoded file:// URL for a path or URL (relative -> base_dir)."""
-    path = Path(url_to_path(url))
-    if not path.is_absolute():
-        path = (base_dir or Path.cwd()) / path
-    return Path(os.path.normpath(path)).as_uri()
-
-
-def _media_seconds(url: str) -> float | None:
-    """The media's duration, when the file is there to ask: the engine's probe, which also
-    measures files that declare none (a WebM written to a pipe)."""
-    path = url_to_path(url)
-    if not os.path.isfile(path):
-        return None
-    try:
-        return probe(Path(path)).duration_s or None
-    except MediaError:   # an unreadable file just has no known duration
-        return None
-
-
-def _file_name(url: str) -> str:
+def file_name(url: str) -> str:
     """A media file's name for a note: one line, whatever the name holds."""
-    return one_line(Path(url_to_path(url)).name)
+    return one_line(Path(plain_path(url)).name)
 
 
 def external_only(timeline: otio.schema.Timeline, notes: list[str]) -> None:
@@ -191,28 +188,79 @@ def _used_range(clip: otio.schema.Clip) -> TR:
     return TR(rng.start_time - head, rng.duration + head + tail)
 
 
-def ensure_available_ranges(timeline: otio.schema.Timeline, rate: Fraction, notes: list[str]) -> None:
+def own_rate(ref: otio.schema.ExternalReference, media: MediaCache) -> Fraction | None:
+    """The medium's own frame rate: from the reference's metadata[META_KEY] (fps_num/fps_den)
+    when the timeline says it, else from the probe; None for audio or unknown media."""
+    meta = ref.metadata.get(META_KEY) or {}
+    if meta.get("fps_num"):
+        return Fraction(int(meta["fps_num"]), int(meta.get("fps_den") or 1))
+    facts = media(plain_path(ref.target_url))
+    return facts.fps if facts is not None else None
+
+
+def ensure_available_ranges(timeline: otio.schema.Timeline, rate: Fraction, notes: list[str],
+                            media: MediaCache, own_rates: bool = False) -> None:
     """Every file has its real duration (asked from the media when missing) covering what the
-    clips use: FCP XML writers need it and editors refuse clips running past their media."""
+    clips use: FCP XML writers need it and editors refuse clips running past their media. With
+    `own_rates`, each file's range is at the file's own rate and length (FCP7 `<file>`), as far
+    as the timeline or the probe knows it."""
     r = float(rate)
+    unknown: list[str] = []
     for clip in timeline.find_clips():
         ref = clip.media_reference
         if not isinstance(ref, otio.schema.ExternalReference):
             continue
         used = _range(_used_range(clip), r)
+        facts = media(plain_path(ref.target_url))
         if ref.available_range is None:
-            seconds = _media_seconds(ref.target_url)
-            if seconds is not None:
-                ref.available_range = TR(RT(0, r), RT(float(int(seconds * r + 1e-6)), r))
+            if facts is not None:
+                ref.available_range = TR(RT(0, r), RT(float(facts.frames_at(rate)), r))
             else:
                 ref.available_range = TR(RT(0, r), RT(used.end_time_exclusive().value, r))
-                notes.append(f"{_file_name(ref.target_url)}: media duration unknown; "
+                notes.append(f"{file_name(ref.target_url)}: media duration unknown; "
                              f"used the extent its clips use ({int(used.end_time_exclusive().value)} frames)")
         avail = ref.available_range
         if used.end_time_exclusive() > avail.end_time_exclusive():
             ref.available_range = TR(avail.start_time, used.end_time_exclusive() - avail.start_time)
-            notes.append(f"{_file_name(ref.target_url)}: clips use frames past the media's known "
+            notes.append(f"{file_name(ref.target_url)}: clips use frames past the media's known "
                          f"end; available range extended to {int(ref.available_range.end_time_exclusive().value)}")
+        if not own_rates or clip.parent() is None or clip.parent().kind != otio.schema.TrackKind.Video:
+            continue
+        src_rate = own_rate(ref, media)
+        if src_rate is None:
+            unknown.append(file_name(ref.target_url))
+        elif src_rate != rate:
+            ref.available_range = own_range(ref.available_range, src_rate, facts)
+    if unknown:
+        notes.append(f"own frame rate unknown for {', '.join(dict.fromkeys(unknown))}: written at the sequence rate")
+
+
+def own_range(avail: TR, src_rate: Fraction, facts: object | None) -> TR:
+    """A media range at the medium's own rate: start on its frame grid, length its frame count
+    (or the same duration, rounded down, when the probe does not know it)."""
+    sr = float(src_rate)
+    start = round(Fraction(avail.start_time.to_seconds()).limit_denominator(10**6) * src_rate)
+    frames = facts.frames_at(src_rate) if facts is not None else \
+        int(Fraction(avail.duration.to_seconds()).limit_denominator(10**6) * src_rate + Fraction(1, 10**6))
+    return TR(RT(float(start), sr), RT(float(frames), sr))
+
+
+def source_frame(media_time: Fraction, src_rate: Fraction) -> int:
+    """The source frame docs/frame-rule.md names for a media time: nearest, ties to the later."""
+    return (media_time * src_rate + Fraction(1, 2)).__floor__()
+
+
+#: a URL that is not a local file (http://, s3://): left as it is
+_OTHER_SCHEME = re.compile(r"^(?!file:)[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def absolute_paths(timeline: otio.schema.Timeline, base_dir: Path | None) -> None:
+    """Every media path absolute and plain, relative ones resolved against `base_dir` (the
+    timeline file's folder): an export read from another folder must find the same files."""
+    for clip in timeline.find_clips():
+        ref = clip.media_reference
+        if isinstance(ref, otio.schema.ExternalReference) and ref.target_url and not _OTHER_SCHEME.match(ref.target_url):
+            ref.target_url = absolute_path(ref.target_url, base_dir)
 
 
 def file_urls(timeline: otio.schema.Timeline, base_dir: Path | None) -> None:
@@ -222,7 +270,7 @@ def file_urls(timeline: otio.schema.Timeline, base_dir: Path | None) -> None:
         ref = clip.media_reference
         if isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
             ref.target_url = path_to_url(ref.target_url, base_dir)
-            ref.name = Path(url_to_path(ref.target_url)).name
+            ref.name = Path(plain_path(ref.target_url)).name
 
 
 def plain_paths(timeline: otio.schema.Timeline) -> None:
@@ -230,7 +278,7 @@ def plain_paths(timeline: otio.schema.Timeline) -> None:
     for clip in timeline.find_clips():
         ref = clip.media_reference
         if isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
-            ref.target_url = url_to_path(ref.target_url)
+            ref.target_url = plain_path(ref.target_url)
 
 
 # ---------------------------------------------------------------- text
@@ -266,9 +314,9 @@ def xml_paths_only(timeline: otio.schema.Timeline, notes: list[str]) -> None:
     for track in timeline.tracks:
         for i, item in enumerate(list(track)):
             ref = getattr(item, "media_reference", None)
-            if isinstance(ref, otio.schema.ExternalReference) and not xml_can_hold(url_to_path(ref.target_url)):
+            if isinstance(ref, otio.schema.ExternalReference) and not xml_can_hold(plain_path(ref.target_url)):
                 track[i] = otio.schema.Gap(source_range=TR(RT(0, item.duration().rate), item.duration()))
-                notes.append(f"skipped {one_line(url_to_path(ref.target_url))}: its path holds control characters "
+                notes.append(f"skipped {one_line(plain_path(ref.target_url))}: its path holds control characters "
                              "XML cannot carry; replaced by a gap")
 
 
@@ -352,7 +400,7 @@ def drop_transitions(track: otio.schema.Track, notes: list[str], why: str) -> No
         notes.append(f"lowered {n} dissolve(s) to cuts at the same cut points ({why})")
 
 
-def _transitions_need_clips(track: otio.schema.Track, notes: list[str]) -> None:
+def transitions_need_clips(track: otio.schema.Track, notes: list[str]) -> None:
     """A transition must sit between two clips with enough source handles, else it is a cut."""
     for i in reversed(range(len(track))):
         item = track[i]
@@ -371,221 +419,43 @@ def _transitions_need_clips(track: otio.schema.Track, notes: list[str]) -> None:
             item.transition_type = otio.schema.TransitionTypes.SMPTE_Dissolve
 
 
-# ---------------------------------------------------------------- targets
+# ---------------------------------------------------------------- first steps of every target
 
-def _start(timeline: otio.schema.Timeline) -> tuple[otio.schema.Timeline, Fraction, list[str]]:
-    """The common first steps: a deep copy at the video rate with only file-backed clips."""
+def start(timeline: otio.schema.Timeline, base_dir: Path | None = None) -> tuple[otio.schema.Timeline, Fraction, list[str]]:
+    """The common first steps: a deep copy at the video rate with only file-backed clips, and,
+    when the timeline came from a file (`base_dir`, its folder), every media path absolute:
+    an export written elsewhere must name the same files."""
     out = timeline.deepcopy()
     notes: list[str] = []
     rate = video_rate(out)
     retime(out, rate, notes)
     external_only(out, notes)
+    if base_dir is not None:
+        absolute_paths(out, base_dir)
     return out, rate, notes
 
 
-def _primary_video(timeline: otio.schema.Timeline) -> otio.schema.Track | None:
+def primary_video(timeline: otio.schema.Timeline) -> otio.schema.Track | None:
+    """The first enabled video track: the one FCPXML's primary storyline and an EDL carry."""
     tracks = [t for t in timeline.video_tracks() if t.enabled]
     return tracks[0] if tracks else None
 
 
-def for_otio_native(timeline: otio.schema.Timeline) -> Lowered:
-    """`.otio` for Kdenlive 25.04+ and other OTIO readers: every time at the video rate (the
-    importer takes the project rate from `timeline.duration()`), markers on the stack with the
-    label in `comment` (shown as guides), only ExternalReference clips."""
-    out, rate, notes = _start(timeline)
-    stack_markers(out)
-    if out.global_start_time is None:
-        out.global_start_time = RT(0, float(rate))
-    return Lowered(out, notes)
-
-
-def for_kdenlive(timeline: otio.schema.Timeline) -> Lowered:
-    """A Kdenlive project: the `.otio` lowering, plus what an XML document with plain paths
-    cannot hold: names lose control characters XML cannot carry, and a clip whose path holds
-    one becomes a gap (noted, naming the file)."""
-    lowered = for_otio_native(timeline)
-    xml_paths_only(lowered.timeline, lowered.notes)
-    clean_texts(lowered.timeline, lowered.notes)
-    return lowered
-
-
-def for_fcp7(timeline: otio.schema.Timeline, base_dir: Path | None = None) -> Lowered:
-    """FCP7 XML for Premiere and Resolve: absolute percent-encoded file:// URLs, media with
-    their real durations, sequence markers with the label in `<comment>`, the frame size in
-    the sequence format, text XML can hold. NTSC rates: the adapter writes timebase 30 with
-    ntsc TRUE for 30000/1001 from the float rate, which is what editors expect."""
-    out, rate, notes = _start(timeline)
-    stack_markers(out)
-    file_urls(out, base_dir)
-    ensure_available_ranges(out, rate, notes)
-    clean_texts(out, notes)
-    for m in out.tracks.markers:
-        meta = dict(m.metadata.get("fcp_xml", {}) or {})
-        meta["comment"] = m.comment
-        m.metadata["fcp_xml"] = meta
-    render = (out.metadata.get(META_KEY) or {}).get("render") or {}
-    if render.get("width") and render.get("height"):
-        fcp = dict(out.metadata.get("fcp_xml", {}) or {})
-        fcp["media"] = {"video": {"format": {"samplecharacteristics": {
-            "width": int(render["width"]), "height": int(render["height"]), "pixelaspectratio": "square",
-            "rate": {"timebase": int(-(-rate.numerator // rate.denominator)),
-                     "ntsc": "TRUE" if rate.denominator != 1 else "FALSE"}}}}}
-        out.metadata["fcp_xml"] = fcp
-    for track in out.tracks:
-        for item in track:
-            if isinstance(item, otio.schema.Transition) and item.in_offset != item.out_offset and \
-                    abs(item.in_offset.value - item.out_offset.value) > 1:
-                notes.append(f"transition {item.name!r} is off-centre; FCP7 XML stores it centred on the cut")
-    return Lowered(out, notes)
-
-
-def for_fcpxml(timeline: otio.schema.Timeline, base_dir: Path | None = None) -> Lowered:
-    """FCPXML for Final Cut Pro: absolute file:// URLs, exact rational frame times, media with
-    their real durations, markers on the clips under them (the adapter writes no timeline
-    markers). Transitions stay in the copy: the adapter drops them, our writer adds them."""
-    out, rate, notes = _start(timeline)
-    stack_markers(out)
-    file_urls(out, base_dir)
-    ensure_available_ranges(out, rate, notes)
-    clean_texts(out, notes)
-    video = _primary_video(out)
-    if video is not None:
-        markers_onto_clips(out, video, notes, "FCPXML has no timeline markers")
-        _fcp_marker_style(video, notes)
-        _transitions_need_clips(video, notes)
-        _cover_connected_clips(out, video, notes)
-    for track in out.tracks[1:]:
-        if track is not video:
-            drop_transitions(track, notes, "FCPXML transitions are written on the primary storyline only")
-    if rate not in FCP_RATES:
-        notes.append(f"{_fps_text(rate)} fps is not a Final Cut Pro project rate; FCP will conform it")
-    notes.append("fcpx_xml reads tracks back reordered (audio lanes first); read_timeline_file sorts them back")
-    return Lowered(out, notes)
-
-
-def _fcp_marker_style(track: otio.schema.Track, notes: list[str]) -> None:
-    """Final Cut Pro markers are at least one frame long and have no colours; fcpx_xml would
-    turn RED and GREEN markers into to-do items."""
-    widened, recoloured = 0, 0
-    for clip in track.find_clips():
-        for m in clip.markers:
-            rate = m.marked_range.start_time.rate
-            if m.marked_range.duration.value < 1:
-                m.marked_range = TR(m.marked_range.start_time, RT(1, rate))
-                widened += 1
-            if m.color in (otio.schema.MarkerColor.RED, otio.schema.MarkerColor.GREEN):
-                m.color = otio.schema.MarkerColor.PURPLE
-                recoloured += 1
-    if widened:
-        notes.append(f"{widened} point marker(s) written one frame long, as Final Cut Pro writes them")
-    if recoloured:
-        notes.append(f"{recoloured} red/green marker(s) written as standard markers (FCPXML has no marker colours)")
-
-
-def _cover_connected_clips(timeline: otio.schema.Timeline, video: otio.schema.Track, notes: list[str]) -> None:
-    """Other tracks are connected to primary-storyline items in FCPXML: pad the storyline with
-    a gap when another track runs past its end."""
-    end = max((t.duration() for t in timeline.tracks if t is not video and len(t)), default=None)
-    if end is not None and end > video.duration():
-        pad = end - video.duration()
-        video.append(otio.schema.Gap(source_range=TR(RT(0, pad.rate), pad)))
-        notes.append(f"padded the picture with {int(round(pad.value))} frame(s) of gap to carry the longer audio")
-
-
-def reel_names(paths: list[str], length: int = 8) -> dict[str, str]:
-    """One valid CMX reel name per source file: letters and digits only, at most `length`
-    characters, derived from the file name, unique (a counter replaces the tail on clashes)."""
-    used = set(_RESERVED_REELS)
-    out: dict[str, str] = {}
-    for p in dict.fromkeys(paths):
-        stem = Path(url_to_path(p)).stem
-        ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
-        base = re.sub(r"[^A-Z0-9]", "", ascii_stem.upper()) or "REEL"
-        name, n = base[:length], 1
-        while name in used:
-            n += 1
-            suffix = str(n)
-            name = base[: length - len(suffix)] + suffix
-        used.add(name)
-        out[p] = name
-    return out
-
-
-def _edl_sources(timeline: otio.schema.Timeline) -> list[str]:
-    return [c.media_reference.target_url for c in timeline.find_clips()
-            if isinstance(c.media_reference, otio.schema.ExternalReference)]
-
-
-def _name_for_edl(clip: otio.schema.Clip, reels: dict[str, str], media: dict[str, dict[str, str]]) -> None:
-    """Reel, `FROM CLIP NAME` (the file name) and `FROM CLIP` (the path) of one event, each on
-    one line; a path that had to change is recorded in `media` by reel, for the sidecar."""
-    url = clip.media_reference.target_url
-    reel = reels[url]
-    clip.metadata.setdefault("cmx_3600", {})
-    clip.metadata["cmx_3600"]["reel"] = reel
-    written = edl_path(url)
-    if written != url:
-        clip.media_reference.target_url = written
-        media[reel] = {"written": written, "path": url}
-    clip.name = edl_text(Path(url).name)
-
-
-def for_edl(timeline: otio.schema.Timeline) -> Lowered:
-    """CMX 3600 EDL: one video track in the main EDL and the music (every audio track) in
-    companion EDLs instead of the adapter dropping it; one valid unique reel per file, the file
-    name as `FROM CLIP NAME` and its path as `FROM CLIP`; dissolves kept as EDL dissolves;
-    markers as `LOC` comments on the clip under them (points, upper case); every name and path
-    on one line (edl_text, edl_path), with the paths that changed in the sidecar."""
-    out, rate, notes = _start(timeline)
-    stack_markers(out)
-    plain_paths(out)
-    reels = reel_names(_edl_sources(out))
-    media: dict[str, dict[str, str]] = {}
-    for clip in out.find_clips():
-        if isinstance(clip.media_reference, otio.schema.ExternalReference):
-            _name_for_edl(clip, reels, media)
-    clean_texts(out, notes, edl_text, f"replaced line breaks and control characters in {{n}} name(s) with "
-                                      f"{EDL_REPLACEMENT!r} (an EDL is read line by line)")
-    renamed = [f"{_file_name(u)} -> {r}" for u, r in reels.items() if r != Path(u).stem[:8].upper()]
-    if renamed:
-        notes.append("reel names made valid and unique: " + ", ".join(renamed))
-    if media:
-        notes.append(f"{len(media)} path(s) written with {EDL_REPLACEMENT!r} for line breaks, control characters or "
-                     f"backslashes an EDL line cannot hold ({', '.join(_file_name(m['path']) for m in media.values())}); "
-                     "the sidecar maps them back")
-    videos = [t for t in out.video_tracks() if t.enabled]
-    if len(videos) > 1:
-        flat = otio.algorithms.flatten_stack(videos)
-        notes.append(f"flattened {len(videos)} video tracks into one (an EDL has one)")
-        videos = [flat]
-    video = videos[0] if videos else otio.schema.Track(name="V", kind=otio.schema.TrackKind.Video)
-    video = video.deepcopy() if video.parent() is not None else video
-    _transitions_need_clips(video, notes)
-    events = sum(1 for c in video if isinstance(c, otio.schema.Clip))
-    if events > 999:
-        notes.append(f"{events} events: CMX 3600 numbers up to 999, later events get four digits")
-    audio = [t.deepcopy() for t in out.audio_tracks() if t.enabled and len(t)]
-    main = otio.schema.Timeline(name=out.name, global_start_time=out.global_start_time,
-                                metadata=out.metadata)
-    main.tracks.markers.extend(m.deepcopy() for m in out.tracks.markers)
-    main.tracks.append(video)
-    markers_onto_clips(main, video, notes, "EDL markers are LOC comments on events", keep_duration=False,
-                       record_time=True)
-    if any(m.name != m.name.upper() for c in video.find_clips() for m in c.markers):
-        notes.append("marker text is written in upper case (cmx_3600 LOC style)")
-    companions: dict[str, otio.schema.Timeline] = {}
-    for i, track in enumerate(audio):
-        key = "music" if i == 0 else f"audio{i + 1}"
-        companions[key] = _audio_edl_timeline(out, track, key)
-        notes.append(f"audio track {track.name!r} written as its own EDL ({key}); the main EDL is picture only")
-    return Lowered(main, notes, companions, sidecar={"media": media} if media else {})
-
-
-def _audio_edl_timeline(source: otio.schema.Timeline, track: otio.schema.Track, key: str) -> otio.schema.Timeline:
-    """A timeline the cmx_3600 writer accepts for an audio EDL: it writes the first track and
-    insists on exactly one video track, so the audio track goes first and an empty video
-    track second."""
-    tl = otio.schema.Timeline(name=f"{source.name} ({key})", global_start_time=source.global_start_time)
-    tl.tracks.append(track)
-    tl.tracks.append(otio.schema.Track(name="V", kind=otio.schema.TrackKind.Video))
-    return tl
+def markers_back_to_stack(timeline: otio.schema.Timeline, track: otio.schema.Track,
+                          record_time: bool = False) -> None:
+    """Undo markers_onto_clips on reading: clip markers back to record time on the stack, text
+    in comment. EDL LOC timecodes are record times already (`record_time`)."""
+    for i, item in enumerate(track):
+        if not isinstance(item, otio.schema.Clip) or not len(item.markers):
+            continue
+        rng = track.range_of_child_at_index(i)
+        for m in list(item.markers):
+            at = m.marked_range.start_time if record_time else \
+                rng.start_time + (m.marked_range.start_time - item.source_range.start_time)
+            at = RT(float(round(at.value_rescaled_to(rng.start_time.rate))), rng.start_time.rate)
+            timeline.tracks.markers.append(otio.schema.Marker(
+                name=m.name, marked_range=TR(at, m.marked_range.duration), color=m.color,
+                comment=m.comment or m.name, metadata=m.metadata))
+        item.markers[:] = []
+    ordered = sorted(timeline.tracks.markers, key=lambda m: m.marked_range.start_time.to_seconds())
+    timeline.tracks.markers[:] = ordered

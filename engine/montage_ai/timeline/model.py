@@ -11,12 +11,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
+from montage_otio.vocab import LOOK_EFFECT, META_KEY  # the shared vocabulary, re-exported here
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..direct.plan import Look
 
-META_KEY = "montage_ai"
-LOOK_EFFECT = "montage_ai.look"
 X264Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
 MAX_SIDE = 8192          # x264's level 6.2 limit is 8192x4320; bigger is a damaged timeline
 MAX_FPS = 240

@@ -12,9 +12,9 @@ import os
 import time
 from fractions import Fraction
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import opentimelineio as otio
+from montage_otio.vocab import exact_rate, url_to_path  # the shared vocabulary, re-exported here
 from pydantic import ValidationError
 
 from ..direct.plan import Look
@@ -27,28 +27,8 @@ SEARCH_MAX_ENTRIES = 2_000_000  # --search walks at most this many folder entrie
 SEARCH_MAX_S = 120.0
 _PSEUDO_FS = ("/proc", "/sys", "/dev", "/run")   # never media; /proc alone is endless
 
-_COMMON_RATES = [Fraction(24000, 1001), Fraction(30000, 1001), Fraction(60000, 1001), Fraction(24),
-                 Fraction(25), Fraction(30), Fraction(48), Fraction(50), Fraction(60)]
 
 
-def exact_rate(rate: float) -> Fraction:
-    """29.97 -> 30000/1001: OTIO stores rates as floats, the renderer wants exact fractions."""
-    for r in _COMMON_RATES:
-        if abs(float(r) - rate) < 0.005:
-            return r
-    return Fraction(rate).limit_denominator(1001)
-
-
-def url_to_path(url: str, base_dir: Path | None) -> Path:
-    """An ExternalReference URL (plain path or file://) as a local path; relative to base_dir."""
-    if url.startswith("file:"):
-        parsed = urlparse(url)
-        path = Path(unquote(parsed.path))
-    else:
-        path = Path(url)
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    return path
 
 
 class Relinker:
