@@ -1,0 +1,325 @@
+"""Exports of real, mixed-rate footage: own-rate source timecodes and file rates, black (a lifted
+head shot and an inner gap) kept to the frame, and media paths relative to the timeline's own
+folder, exported and rendered from other working directories. Plus the package boundary:
+montage_otio imports nothing from the engine.
+
+Sources are frame-index-coded clips (each frame shows its own index) at 25, 24 and 29.97 fps,
+cut into timelines at 29.97 and 25 fps; the expected source frame of every output frame is
+docs/frame-rule.md's: floor((in + k/R) * r + 1/2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import opentimelineio as otio
+import pytest
+
+from media_tools import decode_frames, make_counter_clip, read_counter
+from montage_ai.demo.synth_audio import make_drum_track
+from montage_ai.interchange import FORMATS, export_timeline, read_timeline_file
+from montage_otio import vocab
+from montage_otio.formats.edl import timecode
+
+RT = otio.opentime.RationalTime
+TR = otio.opentime.TimeRange
+ROOT = Path(__file__).resolve().parents[1]
+NTSC = Fraction(30000, 1001)
+SOURCES = {"c25": ("25", 241), "c24": ("24", 200), "c2997": ("30000/1001", 240)}
+#: (source, in-point in timeline frames, length), with 18 frames of black at the head and 9 between
+#: the first and second clip
+CUT = [("c25", 37, 40), ("c24", 41, 36), ("c2997", 13, 30)]
+HEAD, INNER = 18, 9
+SEQ_RATES = {"29.97": NTSC, "25": Fraction(25)}
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("media")
+    return {name: make_counter_clip(folder / f"{name}.mp4", frames, fps=fps) for name, (fps, frames) in SOURCES.items()}
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory) -> Path:
+    return make_drum_track(tmp_path_factory.mktemp("music") / "drums.wav", bpm=120, duration_s=10).path
+
+
+def own_rate(name: str) -> Fraction:
+    return Fraction(SOURCES[name][0])
+
+
+def timeline(paths: dict[str, str], rate: Fraction, music: Path | None = None) -> otio.schema.Timeline:
+    """The cut as build.py writes it: whole frames at the output rate, media ranges at that rate."""
+    r = float(rate)
+    tl = otio.schema.Timeline(name="mixed", global_start_time=RT(0, r))
+    video = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    video.append(otio.schema.Gap(source_range=TR(RT(0, r), RT(HEAD, r))))
+    for i, (name, src_in, frames) in enumerate(CUT):
+        if i == 1:
+            video.append(otio.schema.Gap(source_range=TR(RT(0, r), RT(INNER, r))))
+        seconds = Fraction(SOURCES[name][1]) / own_rate(name)
+        video.append(otio.schema.Clip(
+            name=name, source_range=TR(RT(src_in, r), RT(frames, r)),
+            media_reference=otio.schema.ExternalReference(
+                target_url=paths[name], available_range=TR(RT(0, r), RT(int(seconds * rate), r)))))
+    tl.tracks.append(video)
+    if music is not None:
+        audio = otio.schema.Track(name="A1 music", kind=otio.schema.TrackKind.Audio)
+        total = int(video.duration().value)
+        audio.append(otio.schema.Clip(name="music", source_range=TR(RT(0, r), RT(total, r)),
+                                      media_reference=otio.schema.ExternalReference(
+                                          target_url=str(music), available_range=TR(RT(0, r), RT(total * 2, r))),
+                                      metadata={vocab.META_KEY: {"role": "music", "fade_out_s": 0.0}}))
+        tl.tracks.append(audio)
+    tl.metadata[vocab.META_KEY] = {"render": {"width": 320, "height": 180, "fps_num": rate.numerator,
+                                              "fps_den": rate.denominator}}
+    return tl
+
+
+def items(tl: otio.schema.Timeline, rate: Fraction) -> list[tuple]:
+    """Every item of the picture: (kind, record start, length, file name, in-point), in frames
+    at the sequence rate."""
+    track = tl.video_tracks()[0]
+    out = []
+    for i, item in enumerate(track):
+        if isinstance(item, otio.schema.Transition):
+            continue
+        rng = track.range_of_child_at_index(i)
+        frames = (round(rng.start_time.value_rescaled_to(float(rate))), round(rng.duration.value_rescaled_to(float(rate))))
+        if isinstance(item, otio.schema.Clip):
+            ref = item.media_reference
+            offset = ref.available_range.start_time if ref.available_range else RT(0, float(rate))
+            src = round((item.source_range.start_time - offset).value_rescaled_to(float(rate)))
+            out.append(("clip", *frames, Path(vocab.url_to_path(ref.target_url)).name, src))
+        else:
+            out.append(("black", *frames, None, None))
+    return out
+
+
+def rule_frame(src_in: int, k: int, seq: Fraction, own: Fraction) -> int:
+    """docs/frame-rule.md for a constant-rate source: floor((in + k/R) * r + 1/2)."""
+    return int((Fraction(src_in + k) / seq * own + Fraction(1, 2)).__floor__())
+
+
+def expected(rate: Fraction) -> list[tuple]:
+    out, at = [("black", 0, HEAD, None, None)], HEAD
+    for i, (name, src_in, frames) in enumerate(CUT):
+        if i == 1:
+            out.append(("black", at, INNER, None, None))
+            at += INNER
+        out.append(("clip", at, frames, f"{name}.mp4", src_in))
+        at += frames
+    return out
+
+
+def cli(*args: object, cwd: Path, cache: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MONTAGE_CACHE_DIR": str(cache),
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "engine"), str(ROOT / "otio_adapters")])}
+    return subprocess.run([sys.executable, "-m", "montage_ai.cli", "-q", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+# --------------------------------------------------------------------------- the package boundary
+
+def test_montage_otio_imports_nothing_from_the_engine():
+    """The dependency runs one way: loading every montage_otio module (the registry, each
+    format, the OTIO plugin) loads no montage_ai module, and no source line imports one."""
+    code = ("import sys, pkgutil, importlib, montage_otio\n"
+            "for m in pkgutil.walk_packages(montage_otio.__path__, 'montage_otio.'): importlib.import_module(m.name)\n"
+            "import opentimelineio as otio; otio.adapters.from_name('montage_kdenlive').module()\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'montage_ai'))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "otio_adapters")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT / "tests")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+    sources = list((ROOT / "otio_adapters" / "montage_otio").rglob("*.py"))
+    assert len(sources) >= 10
+    offenders = [f"{p.name}: {line.strip()}" for p in sources for line in p.read_text().splitlines()
+                 if re.match(r"\s*(from|import)\s+montage_ai\b", line)]
+    assert offenders == []
+
+
+def test_the_vocabulary_has_one_definition():
+    from montage_ai.timeline import model, read
+
+    assert read.exact_rate is vocab.exact_rate and read.url_to_path is vocab.url_to_path
+    assert model.META_KEY is vocab.META_KEY and model.LOOK_EFFECT is vocab.LOOK_EFFECT
+    assert vocab.exact_rate(29.97) == NTSC and vocab.exact_rate(23.976) == Fraction(24000, 1001)
+    assert vocab.url_to_path("file:///a%20b/c.mp4") == Path("/a b/c.mp4")
+    assert vocab.url_to_path("m/c.mp4", Path("/x")) == Path("/x/m/c.mp4")
+
+
+def test_the_facade_is_small_and_has_one_registry():
+    lines = (ROOT / "engine" / "montage_ai" / "interchange.py").read_text().splitlines()
+    assert len(lines) <= 130
+    from montage_otio import registry
+    assert FORMATS is registry.FORMATS and list(FORMATS) == ["otio", "kdenlive", "fcp7", "fcpxml", "edl"]
+    manifest = json.loads((ROOT / "otio_adapters" / "montage_otio" / "plugin_manifest.json").read_text())
+    assert {a["name"] for a in manifest["adapters"]} >= {"montage_kdenlive"}
+
+
+# --------------------------------------------------------------------------- mixed rates
+
+@pytest.mark.parametrize("seq", list(SEQ_RATES))
+def test_edl_source_timecodes_are_at_each_files_own_rate(media, tmp_path, seq):
+    rate = SEQ_RATES[seq]
+    [res] = export_timeline(timeline({k: str(p) for k, p in media.items()}, rate), tmp_path, "cut", formats=["edl"])
+    events = [line.split() for line in res.paths[0].read_text().splitlines() if re.match(r"^\d{3}\s", line)]
+    records = {e[3].split(".")[0]: e[1] for e in expected(rate) if e[0] == "clip"}
+    assert [e[1] for e in events] == ["C25", "C24", "C2997"]
+    for (name, src_in, frames), event in zip(CUT, events, strict=True):
+        own = own_rate(name)
+        first, end = rule_frame(src_in, 0, rate, own), rule_frame(src_in, frames, rate, own)
+        assert event[-4:-2] == [timecode(first, own), timecode(end, own)], (name, event)
+        assert event[-2:] == [timecode(records[name], rate), timecode(records[name] + frames, rate)]
+    side = json.loads(res.paths[-1].read_text())
+    assert {r: Fraction(v["fps_num"], v["fps_den"]) for r, v in side["sources"].items()} == \
+        {reel: own_rate(n) for reel, n in (("C25", "c25"), ("C24", "c24"), ("C2997", "c2997")) if own_rate(n) != rate}
+    if rate == NTSC:   # the issue's example: 25 fps source timecode, not 29.97 drop-frame
+        assert ";" not in " ".join(events[0][-4:-2]) and ";" in events[2][-4]
+
+
+@pytest.mark.parametrize("seq", list(SEQ_RATES))
+def test_fcp7_files_carry_their_own_rate_and_length(media, tmp_path, seq):
+    rate = SEQ_RATES[seq]
+    [res] = export_timeline(timeline({k: str(p) for k, p in media.items()}, rate), tmp_path, "cut", formats=["fcp7"])
+    root = ET.parse(res.paths[0]).getroot()
+    files = {Path(f.findtext("pathurl")).name: f for f in root.iter("file") if f.find("pathurl") is not None}
+    for name, (fps, frames) in SOURCES.items():
+        f = files[f"{name}.mp4"]
+        own = own_rate(name)
+        assert int(f.findtext("rate/timebase")) == round(own)
+        assert (f.findtext("rate/ntsc") == "TRUE") == (own.denominator == 1001)
+        assert int(f.findtext("duration")) == frames
+    for item in root.iter("clipitem"):   # clip in/out stay at the sequence rate
+        assert int(item.findtext("rate/timebase")) == round(rate)
+
+
+FORMAT_NAMES = ["otio", "kdenlive", "fcp7", "fcpxml", "edl"]
+
+
+@pytest.mark.parametrize("seq", list(SEQ_RATES))
+@pytest.mark.parametrize("fmt", FORMAT_NAMES)
+def test_round_trip_keeps_black_record_positions_and_source_frames(media, tmp_path, fmt, seq):
+    """Export, read back with our reader: the lifted head (18 frames of black), the inner gap and
+    every clip at the same record frame, each showing the same source frames."""
+    rate = SEQ_RATES[seq]
+    [res] = export_timeline(timeline({k: str(p) for k, p in media.items()}, rate), tmp_path, "cut", formats=[fmt])
+    back = read_timeline_file(res.paths[0])
+    assert items(back, rate) == expected(rate)
+
+
+@pytest.mark.parametrize("seq", list(SEQ_RATES))
+def test_stock_fcp_xml_reads_the_same_source_frames(media, tmp_path, seq):
+    """Premiere's and Resolve's format, read by the stock adapter alone (no repairs of ours)."""
+    rate = SEQ_RATES[seq]
+    [res] = export_timeline(timeline({k: str(p) for k, p in media.items()}, rate), tmp_path, "cut", formats=["fcp7"])
+    stock = otio.adapters.read_from_file(str(res.paths[0]), adapter_name="fcp_xml")
+    assert items(stock, rate) == expected(rate)
+    for clip in stock.find_clips():   # and each file at its own rate and length
+        own = own_rate(clip.name.split(".")[0])
+        assert vocab.exact_rate(clip.media_reference.available_range.duration.rate) == own
+
+
+def test_stock_cmx_3600_refuses_rather_than_misplaces(media, tmp_path):
+    """The stock EDL reader reads every timecode at one rate: it refuses an event whose source
+    timecode is at another rate (source and record lengths differ) instead of misplacing it;
+    told to ignore that, it gets sources at the sequence's rate exactly and reads the others'
+    timecodes as if they were at the sequence rate (docs/interchange.md). Editors that conform
+    by source timecode (Avid, Resolve) read each source's timecode at its own rate."""
+    rate = NTSC
+    [res] = export_timeline(timeline({k: str(p) for k, p in media.items()}, rate), tmp_path, "cut", formats=["edl"])
+    text = res.paths[0].read_text()
+    with pytest.raises(otio.exceptions.OTIOError, match="duration"):
+        otio.adapters.read_from_string(text, adapter_name="cmx_3600", rate=float(rate))
+    stock = otio.adapters.read_from_string(text, adapter_name="cmx_3600", rate=float(rate), ignore_timecode_mismatch=True)
+    ins = {c.name: round(c.source_range.start_time.value) for c in stock.find_clips()}
+    assert ins["c2997.mp4"] == 13
+    own = rule_frame(37, 0, rate, Fraction(25))          # 25 fps frame 31 is 00:00:01:06 ...
+    assert ins["c25.mp4"] == own // 25 * 30 + own % 25   # ... which it counts as 29.97 frame 36
+
+
+# --------------------------------------------------------------------------- renders
+
+def frame_indices(video: Path, at: list[int]) -> dict[int, int | None]:
+    """The source index shown at each output frame (None where the picture is black)."""
+    frames = decode_frames(video)
+    out: dict[int, int | None] = {}
+    for k in at:
+        img = frames[k]
+        out[k] = None if img.mean() < 12 else read_counter(img)
+    return out
+
+
+def probes(rate: Fraction) -> dict[int, int | None]:
+    """Output frame -> the index the rule predicts: the black, each clip's first and last frame."""
+    want: dict[int, int | None] = {0: None, HEAD - 1: None}
+    for kind, start, frames, name, src_in in expected(rate):
+        if kind == "black":
+            want[start] = want[start + frames - 1] = None
+            continue
+        own = own_rate(name.split(".")[0])
+        for k in (0, 1, frames - 1):
+            want[start + k] = rule_frame(src_in, k, rate, own)
+    return want
+
+
+@pytest.mark.slow
+def test_reread_edl_renders_the_black_then_the_picture(media, song, tmp_path):
+    """The issue's case: the lifted head shot made the re-read EDL play everything 18 frames
+    early. Rendered through the command line from the EDL alone (with its sidecar)."""
+    rate = Fraction(25)
+    [res] = export_timeline(timeline({k: str(p) for k, p in media.items()}, rate, music=song), tmp_path / "x",
+                            "cut", formats=["edl"])
+    out = tmp_path / "edl.mp4"
+    proc = cli("render", res.paths[0], "-o", out, cwd=tmp_path, cache=tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    want = probes(rate)
+    assert frame_indices(out, sorted(want)) == want
+
+
+@pytest.mark.slow
+def test_relative_paths_export_and_render_from_other_folders(media, tmp_path):
+    """A timeline in folder X naming its media relative to X, exported beside itself with
+    `montage-ai export` run from folder Y, every export rendered with `montage-ai render` from
+    folder Z (and the .kdenlive with melt from Z): no export names Y, every one points into X,
+    the project's root is X, and every render shows the cut."""
+    x, y, z = tmp_path / "x", tmp_path / "y", tmp_path / "z"
+    for folder in (x / "media", y, z):
+        folder.mkdir(parents=True)
+    for name, path in media.items():
+        shutil.copy(path, x / "media" / path.name)
+    rate = NTSC
+    otio.adapters.write_to_file(timeline({k: f"media/{k}.mp4" for k in media}, rate), str(x / "cut.otio"))
+    proc = cli("export", "../x/cut.otio", "--to", ",".join(FORMAT_NAMES), cwd=y, cache=tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    exports = {fmt: x / f"cut.export{FORMATS[fmt].suffix}" for fmt in FORMAT_NAMES}
+    media_dir = (x / "media").resolve()
+    for fmt, path in exports.items():
+        text = path.read_text()
+        assert str(y) not in text, fmt   # nothing resolved against the working directory
+        assert str(media_dir) in text or media_dir.as_uri() in text, fmt
+    assert ET.parse(exports["kdenlive"]).getroot().get("root") == str(x.resolve())
+    want = probes(rate)
+    for fmt, path in exports.items():
+        out = z / f"{fmt}.mp4"
+        proc = cli("render", path, "-o", out, cwd=z, cache=tmp_path / "cache")
+        assert proc.returncode == 0, (fmt, proc.stderr[-2000:])
+        assert frame_indices(out, sorted(want)) == want, fmt
+    melt = shutil.which("melt")
+    if melt is None:
+        pytest.skip("melt not installed: apt-get install melt")
+    out = z / "melt.mp4"
+    proc = subprocess.run([melt, str(exports["kdenlive"]), "-consumer", f"avformat:{out}", "vcodec=libx264", "an=1"],
+                          capture_output=True, text=True, timeout=180, cwd=z)
+    assert proc.returncode == 0 and out.is_file(), proc.stderr[-2000:]
+    assert frame_indices(out, sorted(want)) == want
+    assert len(decode_frames(out)) == expected(rate)[-1][1] + expected(rate)[-1][2]
