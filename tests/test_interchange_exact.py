@@ -247,6 +247,39 @@ def test_stock_cmx_3600_refuses_rather_than_misplaces(media, tmp_path):
     assert ins["c25.mp4"] == own // 25 * 30 + own % 25   # ... which it counts as 29.97 frame 36
 
 
+def test_real_footage_at_rates_a_timecode_cannot_name(shared_media, tmp_path):
+    """Real clips: Big Buck Bunny (24 fps) gets 24 fps source timecode and a 24 fps <file>;
+    car-detection (12.5 fps) and bottle-detection (179/6, 29.83 fps) have no SMPTE or FCP7
+    timebase, so they stay at the sequence rate, with a note saying so; every format still
+    reads back the same in-points."""
+    rate = Fraction(25)
+    r = float(rate)
+    files = [("big_buck_bunny_2s.mp4", 11, 30), ("car-detection.mp4", 40, 25), ("bottle-detection.mp4", 7, 20)]
+    tl = otio.schema.Timeline(name="real", global_start_time=RT(0, r))
+    video = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    for name, src_in, frames in files:
+        video.append(otio.schema.Clip(name=name, source_range=TR(RT(src_in, r), RT(frames, r)),
+                                      media_reference=otio.schema.ExternalReference(target_url=str(shared_media / name))))
+    tl.tracks.append(video)
+    results = {res.format: res for res in export_timeline(tl, tmp_path, "real", formats=FORMAT_NAMES)}
+    edl = [line.split() for line in results["edl"].paths[0].read_text().splitlines() if re.match(r"^\d{3}\s", line)]
+    assert edl[0][-4] == timecode(rule_frame(11, 0, rate, Fraction(24)), Fraction(24))
+    assert edl[1][-4] == timecode(40, rate) and edl[2][-4] == timecode(7, rate)
+    assert any("SMPTE timecode has no rate" in n and "car-detection" in n and "bottle-detection" in n
+               for n in results["edl"].notes)
+    xml = ET.parse(results["fcp7"].paths[0]).getroot()
+    rates = {Path(f.findtext("pathurl")).name: int(f.findtext("rate/timebase")) for f in xml.iter("file")
+             if f.find("pathurl") is not None}
+    assert rates == {"big_buck_bunny_2s.mp4": 24, "car-detection.mp4": 25, "bottle-detection.mp4": 25}
+    assert any("no timebase" in n for n in results["fcp7"].notes)
+    for fmt, res in results.items():
+        back = read_timeline_file(res.paths[0])
+        got = [(Path(vocab.url_to_path(c.media_reference.target_url)).name,
+                round(c.source_range.start_time.value_rescaled_to(r)), round(c.source_range.duration.value_rescaled_to(r)))
+               for c in back.find_clips()]
+        assert got == files, fmt
+
+
 # --------------------------------------------------------------------------- renders
 
 def frame_indices(video: Path, at: list[int]) -> dict[int, int | None]:

@@ -206,6 +206,7 @@ def ensure_available_ranges(timeline: otio.schema.Timeline, rate: Fraction, note
     as the timeline or the probe knows it."""
     r = float(rate)
     unknown: list[str] = []
+    odd: list[str] = []
     for clip in timeline.find_clips():
         ref = clip.media_reference
         if not isinstance(ref, otio.schema.ExternalReference):
@@ -229,10 +230,20 @@ def ensure_available_ranges(timeline: otio.schema.Timeline, rate: Fraction, note
         src_rate = own_rate(ref, media)
         if src_rate is None:
             unknown.append(file_name(ref.target_url))
+        elif src_rate != rate and not timebase_rate(src_rate):
+            odd.append(f"{file_name(ref.target_url)} ({fps_text(src_rate)} fps)")
         elif src_rate != rate:
             ref.available_range = own_range(ref.available_range, src_rate, facts)
     if unknown:
         notes.append(f"own frame rate unknown for {', '.join(dict.fromkeys(unknown))}: written at the sequence rate")
+    if odd:
+        notes.append(f"no timebase for the rate of {', '.join(dict.fromkeys(odd))}: written at the sequence rate")
+
+
+def timebase_rate(rate: Fraction) -> bool:
+    """Whether a rate is one editors' timebases and SMPTE timecode can name: a whole number, or
+    N x 1000/1001 (29.97, 23.976, 59.94); 12.5 or 179/6 (29.83) fps cannot be written as such."""
+    return rate.denominator == 1 or (rate.denominator == 1001 and rate.numerator % 1000 == 0)
 
 
 def own_range(avail: TR, src_rate: Fraction, facts: object | None) -> TR:

@@ -133,6 +133,7 @@ def _own_rates(video: otio.schema.Track, reels: dict[str, str], rate: Fraction, 
     paths = {reel: url for url, reel in reels.items()}
     out: dict[str, dict[str, int]] = {}
     unknown: list[str] = []
+    odd: list[str] = []
     for clip in video.find_clips():
         reel = (clip.metadata.get("cmx_3600") or {}).get("reel")
         if reel is None or reel in out or reel not in paths:
@@ -141,10 +142,15 @@ def _own_rates(video: otio.schema.Track, reels: dict[str, str], rate: Fraction, 
         own = low.own_rate(ref, media)
         if own is None:
             unknown.append(low.file_name(paths[reel]))
+        elif own != rate and not low.timebase_rate(own):
+            odd.append(f"{low.file_name(paths[reel])} ({low.fps_text(own)} fps)")
         elif own != rate:
             out[reel] = {"fps_num": own.numerator, "fps_den": own.denominator}
     if unknown:
         notes.append(f"own frame rate unknown for {', '.join(dict.fromkeys(unknown))}: source timecode at the "
+                     "sequence rate")
+    if odd:
+        notes.append(f"SMPTE timecode has no rate for {', '.join(dict.fromkeys(odd))}: source timecode at the "
                      "sequence rate")
     if out:
         shown = ", ".join(f"{r} {low.fps_text(Fraction(v['fps_num'], v['fps_den']))}" for r, v in out.items())
