@@ -24,15 +24,16 @@ pytestmark = pytest.mark.slow
 
 
 def test_identical_pieces_are_rendered_once_and_every_frame_is_right(tmp_path):
-    clip = make_counter_clip(tmp_path / "count.mp4", frames=50, fps="25")
+    # four 2-second pieces of one window: each is a chunk of its own with the same content
+    clip = make_counter_clip(tmp_path / "count.mp4", frames=80, fps="25")
     s = RenderSettings(width=320, height=180, fps_num=25, fps_den=1)
     window = SourceSpan(path=clip, start_s=0.4)
-    pieces = [Piece(kind="clip", record_start_frame=i * 10, frames=10, a=window) for i in range(6)]
-    spec = RenderSpec(settings=s, total_frames=60, pieces=pieces, audio=[])
+    pieces = [Piece(kind="clip", record_start_frame=i * 50, frames=50, a=window) for i in range(4)]
+    spec = RenderSpec(settings=s, total_frames=200, pieces=pieces, audio=[])
     result = render(spec, tmp_path / "out.mp4", tmp_path / "cache", workers=2, progress=False)
-    assert (result.pieces_rendered, result.pieces_cached) == (1, 0)
+    assert (result.chunks_rendered, result.chunks_cached) == (1, 0)
     shown = [read_counter(f) for f in decode_frames(tmp_path / "out.mp4")]
-    assert shown == list(range(10, 20)) * 6
+    assert shown == list(range(10, 60)) * 4
     assert temp_files(tmp_path) == []
 
 
@@ -86,21 +87,21 @@ def test_two_montages_at_once_on_one_cache(short_material, tmp_path):
 
 
 def _cached_pieces_match_a_fresh_render(timeline: Path, shared: Path, fresh: Path) -> None:
-    """Every piece in the shared cache decodes, and equals the same piece rendered alone."""
+    """Every chunk in the shared cache decodes, and equals the same chunk rendered alone."""
     from montage_ai.timeline.read import read_timeline
 
     spec = read_timeline(otio.adapters.read_from_file(str(timeline)), base_dir=timeline.parent)
-    render(spec, fresh / "alone.mp4", fresh, workers=1, progress=False)
-    pieces = sorted((shared / "render" / "pieces").glob("*.mkv"))
+    render(spec, fresh / "alone.mp4", fresh, workers=2, progress=False)
+    pieces = sorted((shared / "render" / "chunks").glob("*.mp4"))
     assert pieces
     compared = 0
     for piece in pieces:
-        alone = fresh / "pieces" / piece.name
+        alone = fresh / "chunks" / piece.name
         if not alone.exists():        # a piece of the other montage in that round
             continue
         a, b = decode_frames(piece), decode_frames(alone)
         assert len(a) == len(b) > 0
         assert all(np.array_equal(x, y) for x, y in zip(a, b)), piece.name
         compared += 1
-    assert compared == len({p.name for p in (fresh / "pieces").glob("*.mkv")}) > 0
+    assert compared == len({p.name for p in (fresh / "chunks").glob("*.mp4")}) > 0
     assert Fraction(spec.settings.fps_num, spec.settings.fps_den) == 5

@@ -132,7 +132,7 @@ def test_pieces_are_cached_and_output_is_atomic(media, tmp_path):
     spec = read_timeline(tl)
     first = render(spec, tmp_path / "a.mp4", tmp_path / "cache", progress=False)
     second = render(spec, tmp_path / "b.mp4", tmp_path / "cache", progress=False)
-    assert first.pieces_rendered == 2 and second.pieces_cached == 2 and second.pieces_rendered == 0
+    assert first.chunks_rendered >= 1 and second.chunks_cached == first.chunks_rendered and second.chunks_rendered == 0
     assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
 
 

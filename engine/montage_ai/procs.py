@@ -101,8 +101,12 @@ def spawn(argv: Sequence[str | os.PathLike[str]], *, stdin: int | None = subproc
     return proc
 
 
-def _pipe_fds(proc: subprocess.Popen) -> list[int]:
+def pipe_fds(proc: subprocess.Popen) -> list[int]:
+    """The child's pipe ends held here: what kill_tree follows to reach detached holders."""
     return [s.fileno() for s in (proc.stdin, proc.stdout, proc.stderr) if s is not None]
+
+
+_pipe_fds = pipe_fds
 
 
 def release(proc: subprocess.Popen) -> None:

@@ -135,7 +135,7 @@ class Settings(BaseSettings):
                               cgpu_timeout_s=self.cgpu_timeout, threads=self.encoder_threads())
 
     def encoder_threads(self) -> int:
-        """Threads for the one final encode: x264's frame buffers grow with its threads."""
+        """Threads the render's encoders share: x264's frame buffers grow with its threads."""
         return max(1, min(os.cpu_count() or 1, int(self.memory_limit_gb * 2)))
 
 

@@ -115,3 +115,87 @@ def run_ffmpeg(
     if done.returncode != 0:
         procs.check_interrupted()   # killed because the run is stopping: not ffmpeg's fault
         raise RenderError(f"{what}: ffmpeg exited with {done.returncode}: {done.stderr_tail()}")
+
+
+STDERR_TAIL_BYTES = 8192
+
+
+class FfmpegPipe:
+    """ffmpeg reading raw input on its stdin (frames the engine decoded and chose itself).
+
+    Bounded like every child: a watchdog kills it (and so unblocks a write) past `timeout_s`;
+    its stderr is drained in a thread, keeping only a tail for the error message. Use as a
+    context manager: a clean exit waits for ffmpeg and checks it, an exception kills it."""
+
+    def __init__(self, args: Sequence[str | os.PathLike[str]], *, what: str, timeout_s: float) -> None:
+        import subprocess
+        import threading
+
+        self.what, self.timeout_s = what, timeout_s
+        argv = [ffmpeg_path(), "-hide_banner", "-y", "-loglevel", "error", *[os.fspath(a) for a in args]]
+        try:
+            self.proc = procs.spawn(argv, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            raise RenderError(f"cannot start ffmpeg ({argv[0]}): {exc.strerror or exc}") from exc
+        self._pipes = procs.pipe_fds(self.proc)
+        self._tail = b""
+        self.timed_out = False
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+        self._watchdog = threading.Timer(timeout_s, self._expire)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for chunk in iter(lambda: self.proc.stderr.read(4096), b""):
+            self._tail = (self._tail + chunk)[-STDERR_TAIL_BYTES:]
+
+    def _expire(self) -> None:
+        self.timed_out = True
+        procs.kill_tree(self.proc, self._pipes)
+
+    def _error(self) -> RenderError:
+        procs.check_interrupted()
+        if self.timed_out:
+            return RenderError(f"{self.what}: ffmpeg took longer than {self.timeout_s:.0f} s and was stopped")
+        lines = [ln for ln in self._tail.decode(errors="replace").splitlines() if ln.strip()]
+        return RenderError(f"{self.what}: ffmpeg exited with {self.proc.returncode}: {' | '.join(lines[-3:])}")
+
+    def write(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(data)
+        except (BrokenPipeError, ValueError):
+            self._finish(kill=True)
+            raise self._error() from None
+
+    def _finish(self, kill: bool) -> None:
+        if kill:
+            procs.kill_tree(self.proc, self._pipes)
+        try:
+            if self.proc.stdin is not None and not self.proc.stdin.closed:
+                self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            self.proc.wait(timeout=self.timeout_s)
+        except Exception:
+            procs.kill_tree(self.proc, self._pipes)
+            self.proc.wait(timeout=5)
+        self._watchdog.cancel()
+        self._reader.join(timeout=5)
+        procs.release(self.proc)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+    def __enter__(self) -> "FfmpegPipe":
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self._finish(kill=True)
+            return
+        self._finish(kill=False)
+        if self.proc.returncode != 0:
+            raise self._error()

@@ -55,8 +55,24 @@ class RenderSettings(BaseModel):
 
 
 class SourceSpan(BaseModel):
+    """Where a piece reads a source: `start` is a media time (docs/frame-rule.md: seconds from
+    the first frame), exact, so the frame rule can be applied without float rounding."""
+
     path: Path
-    start_s: float          # seconds from the file's start
+    start: Fraction = Field(ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_seconds(cls, data: object) -> object:
+        """Callers holding float seconds may pass `start_s`; it is snapped to a microsecond grid."""
+        if isinstance(data, dict) and "start_s" in data and "start" not in data:
+            seconds = Fraction(float(data["start_s"])).limit_denominator(1_000_000)
+            data = {k: v for k, v in data.items() if k != "start_s"} | {"start": seconds}
+        return data
+
+    @property
+    def start_s(self) -> float:
+        return float(self.start)
 
 
 class Piece(BaseModel):
@@ -70,11 +86,26 @@ class Piece(BaseModel):
 
 
 class AudioSpan(BaseModel):
+    """A sound clip to mix: where it sits on the timeline and where it reads the file (seconds
+    from its first sample), exact fractions rounded once to a sample by the mixer."""
+
     path: Path
-    record_start_s: float
-    source_start_s: float
-    duration_s: float
-    fade_out_s: float = 0.0
+    record_start: Fraction = Field(ge=0)
+    source_start: Fraction = Field(ge=0)
+    duration: Fraction = Field(gt=0)
+    fade_out_s: float = Field(0.0, ge=0)
+
+    @property
+    def record_start_s(self) -> float:
+        return float(self.record_start)
+
+    @property
+    def source_start_s(self) -> float:
+        return float(self.source_start)
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.duration)
 
 
 class RenderSpec(BaseModel):

@@ -91,15 +91,22 @@ def _walk_files(root: Path, budget: _WalkBudget):
             yield Path(folder, name)
 
 
-def _media_offset_s(clip: otio.schema.Clip) -> float:
+def exact_time(t: otio.opentime.RationalTime) -> Fraction:
+    """An OTIO time as exact seconds: its value over its rate's exact fraction (OTIO stores
+    29.97 as a float), so in-points keep their frame and the frame rule sees no rounding."""
+    return Fraction(t.value) / exact_rate(t.rate)
+
+
+def _media_offset(clip: otio.schema.Clip) -> Fraction:
     """Editors may start media at a timecode (01:00:00:00): source times are relative to it."""
     ref = clip.media_reference
     avail = getattr(ref, "available_range", None)
-    return avail.start_time.to_seconds() if avail is not None else 0.0
+    return exact_time(avail.start_time) if avail is not None else Fraction(0)
 
 
-def _source_start_s(clip: otio.schema.Clip) -> float:
-    return clip.trimmed_range().start_time.to_seconds() - _media_offset_s(clip)
+def _source_start(clip: otio.schema.Clip) -> Fraction:
+    """The clip's in-point as a media time, never before the media's first frame."""
+    return max(Fraction(0), exact_time(clip.trimmed_range().start_time) - _media_offset(clip))
 
 
 def _video_track(timeline: otio.schema.Timeline, label: str) -> otio.schema.Track:
@@ -155,11 +162,11 @@ def _pieces(track: otio.schema.Track, fps: Fraction, relink: Relinker) -> list[P
             cut = _frames(track.range_of_child_at_index(i + 1).start_time, fps)
             before, after = _frames(item.in_offset, fps), _frames(item.out_offset, fps)
             if pa and pb and before + after > 0:
-                prev_end_s = _source_start_s(prev) + prev.trimmed_range().duration.to_seconds()
+                prev_end = _source_start(prev) + exact_time(prev.trimmed_range().duration)
                 pieces.append(Piece(
                     kind="dissolve", record_start_frame=cut - before, frames=before + after,
-                    a=SourceSpan(path=pa, start_s=prev_end_s - before / fps),
-                    b=SourceSpan(path=pb, start_s=_source_start_s(nxt) - before / fps),
+                    a=SourceSpan(path=pa, start=max(Fraction(0), prev_end - before / fps)),
+                    b=SourceSpan(path=pb, start=max(Fraction(0), _source_start(nxt) - before / fps)),
                 ))
             continue
         if dur <= 0:
@@ -168,7 +175,7 @@ def _pieces(track: otio.schema.Track, fps: Fraction, relink: Relinker) -> list[P
             path = relink.resolve(item.media_reference, item.name)
             if path is not None:
                 pieces.append(Piece(kind="clip", record_start_frame=start, frames=dur,
-                                    a=SourceSpan(path=path, start_s=_source_start_s(item))))
+                                    a=SourceSpan(path=path, start=_source_start(item))))
                 continue
         pieces.append(Piece(kind="black", record_start_frame=start, frames=dur))
     return _trim_under_dissolves(pieces, fps)
@@ -192,7 +199,7 @@ def _trim_under_dissolves(pieces: list[Piece], fps: Fraction) -> list[Piece]:
                 end = d_start
         if end > start:
             shift_s = (start - p.record_start_frame) / fps
-            a = p.a.model_copy(update={"start_s": p.a.start_s + float(shift_s)}) if p.a else None
+            a = p.a.model_copy(update={"start": p.a.start + shift_s}) if p.a else None
             out.append(p.model_copy(update={"record_start_frame": start, "frames": end - start, "a": a}))
     out.sort(key=lambda p: p.record_start_frame)
     return out
@@ -211,9 +218,11 @@ def _audio(timeline: otio.schema.Timeline, relink: Relinker) -> list[AudioSpan]:
                 continue
             rng = track.range_of_child_at_index(i)
             fade = float(item.metadata.get(META_KEY, {}).get("fade_out_s", 0.0))
-            spans.append(AudioSpan(path=path, record_start_s=rng.start_time.to_seconds(),
-                                   source_start_s=_source_start_s(item),
-                                   duration_s=rng.duration.to_seconds(), fade_out_s=fade))
+            if exact_time(rng.duration) <= 0:
+                continue
+            spans.append(AudioSpan(path=path, record_start=max(Fraction(0), exact_time(rng.start_time)),
+                                   source_start=_source_start(item),
+                                   duration=exact_time(rng.duration), fade_out_s=max(0.0, fade)))
     return spans
 
 

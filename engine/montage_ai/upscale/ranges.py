@@ -274,7 +274,7 @@ def remap_spec(spec: RenderSpec, plan: UpscalePlan, outputs: Mapping[str, Path])
             return None
         for job in plan.jobs:
             if job.covers(span.path, span.start_s) and job.key() in outputs:
-                return SourceSpan(path=outputs[job.key()], start_s=max(0.0, span.start_s - job.start_s))
+                return SourceSpan(path=outputs[job.key()], start=max(Fraction(0), span.start - job.start_frame / job.fps))
         return span
 
     pieces: list[Piece] = [p.model_copy(update={"a": move(p.a), "b": move(p.b)})

@@ -1,0 +1,113 @@
+"""Source frames for a span, chosen by the one rule (frame_rule.py) from the frames' own
+timestamps, so mixed rates, variable frame rate and non-zero start times need no special case.
+
+The renderer decodes with PyAV instead of handing ffmpeg a seek and an `fps` filter: ffmpeg's
+seek rounding and its fps filter (which takes the last frame starting before half an output
+frame later) disagree with the rule MLT, Kdenlive and the exports follow. Each span seeks to the
+keyframe before its first needed frame, so only the GOP lead-in is decoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+from montage_otio.names import one_line
+
+from ..errors import RenderError
+from ..media.probe import open_media, pick_video_stream
+from .frame_rule import select
+
+SEEK_PREROLLS_S = (Fraction(1), Fraction(8), None)   # None: decode from the start
+
+
+@dataclass(frozen=True)
+class SourceClock:
+    """Where a source's media time zero lies: its first presented frame's timestamp."""
+
+    zero_pts: int
+    time_base: Fraction
+    rotation_deg: int
+
+    def media_time(self, pts: int) -> Fraction:
+        return (pts - self.zero_pts) * self.time_base
+
+
+def _fail(path: Path, why: str) -> RenderError:
+    return RenderError(f"{one_line(str(path))}: {why}")
+
+
+def source_clock(path: Path) -> SourceClock:
+    """Decode the first frame of `path`'s footage stream: its timestamp is media time zero."""
+    try:
+        with open_media(path) as container:
+            stream = pick_video_stream(container)
+            if stream is None:
+                raise _fail(path, "no video stream")
+            for frame in container.decode(stream):
+                if frame.pts is not None:
+                    return SourceClock(zero_pts=frame.pts, time_base=Fraction(frame.time_base),
+                                       rotation_deg=_rotation(frame, stream))
+    except av.FFmpegError as exc:
+        raise _fail(path, f"cannot decode ({exc})") from exc
+    raise _fail(path, "no decodable video frame")
+
+
+def _rotation(frame: av.VideoFrame, stream: av.video.stream.VideoStream) -> int:
+    degrees = frame.rotation
+    if not degrees:
+        try:
+            degrees = -int(float(stream.metadata.get("rotate", "0")))
+        except ValueError:
+            degrees = 0
+    return round(degrees / 90) * 90 % 360
+
+
+def span_frames(path: Path, clock: SourceClock, targets: list[Fraction]) -> Iterator[av.VideoFrame]:
+    """One decoded frame per target media time (non-decreasing), by the rule. A seek that lands
+    after the first target's nearest frame is retried further back, then from the start."""
+    if not targets:
+        return
+    for preroll in SEEK_PREROLLS_S:
+        timed = _timed_frames(path, clock, None if preroll is None else targets[0] - preroll)
+        first = next(timed, None)
+        if first is None:
+            raise _fail(path, "no video frames at or after the in-point")
+        landed_early_enough = first[0] <= targets[0] or preroll is None
+        if landed_early_enough:
+            yield from select(_chain(first, timed), targets)
+            return
+        timed.close()
+
+
+def _chain(first: tuple[Fraction, av.VideoFrame],
+           rest: Iterator[tuple[Fraction, av.VideoFrame]]) -> Iterator[tuple[Fraction, av.VideoFrame]]:
+    yield first
+    yield from rest
+
+
+def _timed_frames(path: Path, clock: SourceClock, seek_to: Fraction | None) -> Iterator[tuple[Fraction, av.VideoFrame]]:
+    """(media time, frame) from the keyframe before `seek_to` (None or <= 0: the start)."""
+    try:
+        with open_media(path) as container:
+            stream = pick_video_stream(container)
+            if stream is None:
+                raise _fail(path, "no video stream")
+            stream.thread_type = "AUTO"
+            if seek_to is not None and seek_to > 0:
+                pts = clock.zero_pts + int(seek_to / clock.time_base)
+                container.seek(pts, stream=stream, backward=True, any_frame=False)
+            last = None
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    continue
+                t = clock.media_time(frame.pts)
+                if last is not None and t < last:
+                    continue          # a damaged file's out-of-order frame: keep presentation order
+                last = t
+                yield t, frame
+    except av.FFmpegError as exc:
+        raise _fail(path, f"cannot decode ({exc})") from exc
