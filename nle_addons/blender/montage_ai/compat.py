@@ -41,6 +41,83 @@ def new_movie(editor: Any, name: str, path: str, channel: int, frame: int, fit: 
     return top_strips(editor).new_movie(name, path, channel, frame, fit_method=fit)
 
 
+def new_movie_own_rate(scene: Any, name: str, path: str, channel: int, frame: int, fit: str) -> Any | None:
+    """A movie strip that plays at the movie's own frame rate, or None where that cannot be made.
+
+    Blender keeps a per-strip flag (`SEQ_AUTO_PLAYBACK_RATE`) that makes the VSE show, at scene
+    frame T, movie frame round((T - content start) * movie fps / scene fps), and measure the
+    content in scene frames. Python cannot set it: `strips.new_movie` never sets it and no RNA
+    property exposes it. Only the Add Movie operator does (`adjust_playback_rate`, the UI's
+    default), and it needs a Sequencer area; so this runs it in one, borrowing an area of the
+    first window for the call when no Sequencer is open. `retiming_keys.add` would be the other
+    way, but it crashes Blender 5.0. No window at all (`blender -b`): None."""
+    import bpy
+
+    before = {s.name for s in top_strips(scene.sequence_editor)}
+    area, window, old_type = _sequencer_area()
+    if area is None:
+        return None
+    try:
+        region = next((r for r in area.regions if r.type == "WINDOW"), None)
+        override = {"window": window, "area": area, "scene": scene, "sequencer_scene": scene}
+        if region is not None:
+            override["region"] = region
+        with bpy.context.temp_override(**override):
+            result = bpy.ops.sequencer.movie_strip_add(
+                filepath=path, frame_start=frame, channel=channel, fit_method=fit, sound=False,
+                adjust_playback_rate=True, use_framerate=False, set_view_transform=False, relative_path=False,
+                overlap=True, move_strips=False, replace_sel=False, skip_locked_or_muted_channels=False)
+    except (RuntimeError, TypeError):
+        return None
+    finally:
+        if old_type is not None:
+            area.type = old_type
+    if result != {"FINISHED"}:
+        return None
+    made = [s for s in top_strips(scene.sequence_editor) if s.name not in before and s.type == "MOVIE"]
+    if len(made) != 1:
+        return None
+    strip = made[0]
+    strip.name = name
+    return strip
+
+
+def _sequencer_area() -> tuple[Any, Any, str | None]:
+    """(area, window, type to restore afterwards or None): an open Sequencer, else the first
+    window's first area switched to one for the duration of a call; (None, None, None) when
+    Blender has no window."""
+    import bpy
+
+    wm = bpy.context.window_manager
+    windows = list(wm.windows) if wm else []
+    open_ = [(area, window) for window in windows for area in (window.screen.areas if window.screen else [])
+             if area.type == "SEQUENCE_EDITOR"]
+    open_.sort(key=lambda aw: getattr(aw[0].spaces.active, "view_type", "") == "PREVIEW")   # timelines first
+    if open_:
+        return open_[0][0], open_[0][1], None
+    for window in windows:
+        if window.screen and window.screen.areas:
+            area = window.screen.areas[0]
+            old = area.type
+            area.type = "SEQUENCE_EDITOR"
+            return area, window, old
+    return None, None, None
+
+
+def plays_at_own_rate(scene: Any, strip: Any) -> bool:
+    """Whether a movie strip has Blender's playback-rate flag (see `new_movie_own_rate`). Not
+    readable directly: a flagged strip's content length is in scene frames, so it changes with
+    the scene's frame rate, and a frame-for-frame strip's does not."""
+    render = scene.render
+    before, base = strip.frame_duration, render.fps_base
+    try:
+        render.fps_base = base * 2.0
+        after = strip.frame_duration
+    finally:
+        render.fps_base = base
+    return after != before
+
+
 def new_sound(editor: Any, name: str, path: str, channel: int, frame: int) -> Any:
     return top_strips(editor).new_sound(name, path, channel, frame)
 
@@ -93,6 +170,16 @@ def place(strip: Any, content_start: int, left: int, right: int, channel: int) -
     if strip.channel != channel:
         strip.channel = channel
     return (get_range(strip)[1:], strip.channel) == ((left, right), channel)
+
+
+def disable_raw_cache(editor: Any) -> None:
+    """Turn off the VSE's source-image (Raw) cache. Blender 5.0 files a decoded movie frame
+    under the truncated frame index but decodes the rounded one, so a movie played at its own,
+    lower rate than the scene's showed the previous frame wherever two scene frames share the
+    truncated index (1 scene frame in 6 for 25 fps in a 29.97 scene). The Final cache, by
+    timeline frame, stays on."""
+    if _has(editor, "use_cache_raw"):
+        editor.use_cache_raw = False
 
 
 def set_video_output(scene: Any, path: str) -> None:

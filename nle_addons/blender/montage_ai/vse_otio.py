@@ -66,13 +66,35 @@ def setup_scene(scene: bpy.types.Scene, layout: Layout) -> None:
     scene.view_settings.look = "None"
 
 
-def _movie_content_in(strip: Any, source_in: int, scene_fps: Fraction) -> int:
-    """Blender plays a movie frame for frame: an in-point at the scene rate is a frame at the
-    movie's own rate."""
+def _rate_differs(strip: Any, scene_fps: Fraction) -> bool:
     movie_fps = float(getattr(strip, "fps", 0.0) or 0.0)
-    if movie_fps <= 0 or abs(movie_fps - float(scene_fps)) < 1e-3:
+    return movie_fps > 0 and abs(movie_fps - float(scene_fps)) >= 1e-3
+
+
+def _movie_content_in(strip: Any, source_in: int, scene_fps: Fraction, own_rate: bool) -> int:
+    """Where the content starts, counted back from the left handle. A strip that plays at its
+    own rate counts content in scene frames, so the in-point (scene frames) is used as it is;
+    one that plays frame for frame (the fallback) counts in the movie's own frames."""
+    if own_rate or not _rate_differs(strip, scene_fps):
         return source_in
-    return round(source_in * movie_fps / float(scene_fps))
+    return round(source_in * float(strip.fps) / float(scene_fps))
+
+
+def _new_movie(scene: Any, editor: Any, p: Any, method: str, layout: Layout) -> tuple[Any, bool]:
+    """(movie strip, plays at its own rate). A movie at the scene's rate plays frame for frame
+    (exact); one at another rate gets Blender's playback-rate flag, so that scene frame k of the
+    clip shows the movie frame nearest to in + k / scene rate (docs/frame-rule.md)."""
+    strip = compat.new_movie(editor, p.name[:63], p.path, p.channel, p.start, method)
+    if not _rate_differs(strip, layout.fps):
+        return strip, False
+    movie_fps = float(strip.fps)
+    compat.remove(editor, strip)
+    own = compat.new_movie_own_rate(scene, p.name[:63], p.path, p.channel, p.start, method)
+    if own is not None:
+        return own, True
+    layout.warnings.append(f"{p.name}: {movie_fps:g} fps plays frame for frame at {float(layout.fps):g} fps "
+                           "(Blender has no window to set its playback rate)")
+    return compat.new_movie(editor, p.name[:63], p.path, p.channel, p.start, method), False
 
 
 def import_layout(scene: bpy.types.Scene, layout: Layout, fit: str = "AUTO",
@@ -82,12 +104,15 @@ def import_layout(scene: bpy.types.Scene, layout: Layout, fit: str = "AUTO",
     editor = scene.sequence_editor or scene.sequence_editor_create()
     method = fit_method(fit, layout.fit)
     made: list[Any] = []
+    slower = False            # a movie slower than the scene, played at its own rate
     for p in layout.clips:
         data = {"clip_name": p.clip_name, "metadata": p.metadata, "track": p.track, "path": p.path,
                 "source_in": p.source_in, "audio": p.audio}
         if p.kind == "movie":
-            strip = compat.new_movie(editor, p.name[:63], p.path, p.channel, p.start, method)
-            content_in = _movie_content_in(strip, p.source_in, layout.fps)
+            strip, own_rate = _new_movie(scene, editor, p, method, layout)
+            content_in = _movie_content_in(strip, p.source_in, layout.fps, own_rate)
+            data["own_rate"] = own_rate
+            slower |= own_rate and float(strip.fps) < float(layout.fps)
         elif p.kind == "sound":
             strip = compat.new_sound(editor, p.name[:63], p.path, p.channel, p.start)
             content_in = p.source_in
@@ -100,6 +125,8 @@ def import_layout(scene: bpy.types.Scene, layout: Layout, fit: str = "AUTO",
             layout.warnings.append(f"{p.name}: Blender moved it to channel {strip.channel}")
         _set_json(strip, data)
         made.append(strip)
+    if slower:
+        compat.disable_raw_cache(editor)
     for x in layout.crosses:
         a, b = made[x.outgoing], made[x.incoming]
         start, end = max(compat.get_range(a)[1], compat.get_range(b)[1]), min(compat.get_range(a)[2],
@@ -169,9 +196,15 @@ def scene_record(scene: bpy.types.Scene) -> SceneRecord:
                       clip_name=data.get("clip_name", ""), metadata=data.get("metadata") or {},
                       track=data.get("track"), muted=bool(strip.mute))
         if strip.type == "MOVIE":
-            # content frames are the movie's own; OTIO wants frames at the scene rate
-            movie_fps = float(getattr(strip, "fps", 0.0) or 0.0)
-            ratio = float(fps) / movie_fps if movie_fps > 0 and abs(movie_fps - float(fps)) >= 1e-3 else 1.0
+            # OTIO wants frames at the scene rate. A strip at another rate that plays at its own
+            # rate already counts its content in scene frames; one that plays frame for frame
+            # counts the movie's own frames.
+            ratio = 1.0
+            if _rate_differs(strip, fps):
+                own = data.get("own_rate")
+                if own is None:            # a strip added by hand: ask Blender
+                    own = compat.plays_at_own_rate(scene, strip)
+                ratio = 1.0 if own else float(fps) / float(strip.fps)
             record.strips.append(StripRecord(kind="movie", source_in=round((left - content) * ratio),
                                              path=_abspath(strip.filepath),
                                              available=round(strip.frame_duration * ratio), **common))
