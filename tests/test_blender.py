@@ -12,6 +12,9 @@ the background, driven by its timer without blocking, and can be cancelled.
 from __future__ import annotations
 
 import json
+import math
+from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import opentimelineio as otio
@@ -24,7 +27,7 @@ from blender_support.runner import (
     ensure_bpy,
     run_in_blender,
 )
-from media_tools import median_colors
+from media_tools import make_counter_clip, median_colors, read_counter
 from montage_ai.demo.synth_audio import make_drum_track
 from montage_ai.demo.synth_video import ShotSpec, distinct_colors, make_clip
 from montage_ai.pipeline import run
@@ -292,3 +295,146 @@ def test_generate_can_be_cancelled(generated):
     assert job["elapsed_s"] - job["cancelled_at_s"] < 10, "the engine did not stop soon after Cancel"
     assert job["process_gone"] and job["result_scene"] == ""
     assert ["label", "cancelled"] in job["panel_after"]
+
+
+# --- mixed frame rates ---------------------------------------------------------------------------
+# Sources whose every frame shows its own index, at seven rates, cut into one timeline at 29.97 and
+# at 25 fps. What Blender must show follows docs/frame-rule.md: at frame k of a clip with in-point
+# `in`, the source frame nearest to in + k / scene rate (ties to the later); computed here from each
+# source's exact rate, independently of the add-on and of Blender.
+
+MIXED_RATES = {"23.976": Fraction(24000, 1001), "24": Fraction(24), "25": Fraction(25),
+               "29.97": Fraction(30000, 1001), "30": Fraction(30), "50": Fraction(50),
+               "59.94": Fraction(60000, 1001)}
+MIXED_SECONDS = 4
+
+
+def rule_frame(in_frames: int, k: int, scene_rate: Fraction, media_rate: Fraction) -> int:
+    """docs/frame-rule.md for a constant-rate source: floor(t_k * r + 1/2), t_k = (in + k) / R."""
+    t = Fraction(in_frames + k) / scene_rate
+    return math.floor(t * media_rate + Fraction(1, 2))
+
+
+@pytest.fixture(scope="module")
+def mixed_media(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mixed rates")
+    media = {}
+    for n, (name, rate) in enumerate(MIXED_RATES.items()):
+        frames = int(MIXED_SECONDS * rate)
+        path = root / f"count {name}.mp4"
+        make_counter_clip(path, frames, fps=f"{rate.numerator}/{rate.denominator}",
+                          tint=(40 * n % 256, 90, 200 - 25 * n))
+        media[name] = (path, rate, frames)
+    return root, media
+
+
+def _mixed_timeline(media: dict, scene_rate: Fraction, path: Path) -> tuple[otio.schema.Timeline, list[dict]]:
+    """One clip per source, in-points spread over the media, two of them cut to the very end of
+    their media (the source range ends where the available range does), a gap in the middle."""
+    R = float(scene_rate)
+    track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    plan = []
+    record = 0
+    for n, (name, (src, rate, frames)) in enumerate(media.items()):
+        last = int(Fraction(frames) * scene_rate / rate)          # scene frames of media, floored
+        in_frames = 5 + 7 * n
+        dur = last - in_frames if name in ("25", "59.94") else 31 + 4 * n
+        if n == 3:
+            track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(
+                otio.opentime.RationalTime(0, R), otio.opentime.RationalTime(6, R))))
+            record += 6
+        ref = otio.schema.ExternalReference(target_url=str(src), available_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(0, float(rate)), otio.opentime.RationalTime(frames, float(rate))))
+        track.append(otio.schema.Clip(name=f"clip {name}", media_reference=ref, source_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(in_frames, R), otio.opentime.RationalTime(dur, R))))
+        plan.append({"name": f"clip {name}", "rate": rate, "frames": frames, "in": in_frames, "dur": dur,
+                     "record": record, "to_end": name in ("25", "59.94")})
+        record += dur
+    tl = otio.schema.Timeline(name=f"mixed at {R:.3f}")
+    tl.tracks.append(track)
+    tl.metadata["montage_ai"] = {"render": {"width": 320, "height": 180, "fps_num": scene_rate.numerator,
+                                            "fps_den": scene_rate.denominator, "fit": "pad"}}
+    otio.adapters.write_to_file(tl, str(path))
+    return tl, plan
+
+
+@pytest.fixture(scope="module")
+def mixed_imported(bpy_env, extension_zip, mixed_media, tmp_path_factory):
+    root, media = mixed_media
+    work = tmp_path_factory.mktemp("bl mixed")
+    runs = {}
+    for label, rate in (("29.97", Fraction(30000, 1001)), ("25", Fraction(25))):
+        tl, plan = _mixed_timeline(media, rate, root / f"mixed {label}.otio")
+        runs[label] = {"timeline": tl, "plan": plan, "rate": rate, "path": root / f"mixed {label}.otio",
+                       "out": work / f"at {label}"}
+    run_in_blender(bpy_env.python, "bl_mixed_rate.py", {
+        "zip": str(extension_zip), "percent": 50,
+        "timelines": [{"timeline": str(r["path"]), "out_dir": str(r["out"])} for r in runs.values()]}, work)
+    for r in runs.values():
+        r["result"] = json.loads((r["out"] / "result.json").read_text())
+    return runs
+
+
+@pytest.mark.parametrize("label", ["29.97", "25"])
+def test_mixed_rate_clips_play_at_their_own_rate_and_end_inside_their_media(mixed_imported, label):
+    run = mixed_imported[label]
+    result, rate = run["result"], run["rate"]
+    assert (Fraction(result["scene"]["fps"]) / Fraction(result["scene"]["fps_base"]).limit_denominator(1001)) == rate
+    strips = {json.loads(s["props"])["clip_name"]: s for s in result["strips"] if s["type"] == "MOVIE"}
+    assert len(strips) == len(run["plan"]) == len(MIXED_RATES)
+    for p in run["plan"]:
+        s = strips[p["name"]]
+        own = p["rate"] != rate
+        assert json.loads(s["props"])["own_rate"] is own, p["name"]
+        assert result["own_rate_probe"][s["name"]] is own, p["name"]
+        # placed at its record frame with its in-point, counted in scene frames
+        assert (s["left"], s["right"]) == (p["record"] + OFFSET, p["record"] + p["dur"] + OFFSET), p["name"]
+        assert s["left"] - s["content_start"] == p["in"], p["name"]
+        # the content Blender plays is the media's length at the scene rate: real speed
+        # (Blender divides in float32 and truncates: where the exact length is a whole number it
+        # can come out one frame short, e.g. 120 frames at 30 fps in a 25 fps scene give 99)
+        exact = Fraction(p["frames"]) * rate / p["rate"]
+        assert s["frame_duration"] == math.floor(exact) or (
+            s["frame_duration"] == exact - 1 and exact.denominator == 1), p["name"]
+        # and the strip ends inside it (two clips end exactly at the media's last frame)
+        assert s["right"] <= s["content_start"] + s["frame_duration"], p["name"]
+        last = rule_frame(p["in"], p["dur"] - 1, rate, p["rate"])
+        # (a clip cut to the end shows, last, a frame less than one scene frame from the media's end)
+        assert last <= p["frames"] - 1, p["name"]
+        assert not p["to_end"] or last >= p["frames"] - 1 - math.ceil(p["rate"] / rate), p["name"]
+    # a source slower than the scene needs the Raw cache off (see docs/blender.md)
+    assert result["use_cache_raw"] is False
+
+
+@pytest.mark.parametrize("label", ["29.97", "25"])
+def test_mixed_rate_vse_shows_the_frame_the_rule_names_on_every_frame(mixed_imported, label):
+    run = mixed_imported[label]
+    result, rate = run["result"], run["rate"]
+    rendered = {int(f): p for f, p in result["rendered"].items()}
+    checked, wrong = 0, []
+    for p in run["plan"]:
+        for k in range(p["dur"]):
+            frame = p["record"] + k + OFFSET
+            want = rule_frame(p["in"], k, rate, p["rate"])
+            got = read_counter(np.asarray(Image.open(rendered[frame]).convert("RGB")))
+            checked += 1
+            if got != want:
+                wrong.append((p["name"], k, want, got))
+    assert checked > 300
+    assert not wrong, f"{len(wrong)} of {checked} frames differ (clip, k, rule, VSE): {wrong[:12]}"
+    print(f"\nat {label}: {checked} frames of {len(run['plan'])} clips, every one the rule's source frame")
+
+
+@pytest.mark.parametrize("label", ["29.97", "25"])
+def test_mixed_rate_export_gives_back_the_same_in_points(mixed_imported, label):
+    run = mixed_imported[label]
+    tl, out = run["timeline"], run["out"]
+    want = cutlist.cut_list(tl)
+    for name in ("roundtrip.otio", "probed.otio"):
+        back = otio.adapters.read_from_file(str(out / name))
+        assert cutlist.cut_list(back) == want, name
+    edited = cutlist.cut_list(otio.adapters.read_from_file(str(out / "edited.otio")))
+    trimmed = [(k, p, r + 3, s + 3, d - 3) for k, p, r, s, d in want]
+    k, p, r, s, d = trimmed[-1]
+    trimmed[-1] = (k, p, r + 5, s, d)
+    assert edited == trimmed

@@ -58,7 +58,8 @@ def strips_of(scene: bpy.types.Scene) -> list[dict[str, Any]]:
         item: dict[str, Any] = {"name": s.name, "type": s.type, "channel": s.channel, "content_start": content,
                                 "left": left, "right": right, "props": s.get("montage_ai", "")}
         if s.type == "MOVIE":
-            item.update(path=bpy.path.abspath(s.filepath), fps=s.fps, scale=(s.transform.scale_x, s.transform.scale_y))
+            item.update(path=bpy.path.abspath(s.filepath), fps=s.fps, scale=(s.transform.scale_x, s.transform.scale_y),
+                        frame_duration=s.frame_duration)
         elif s.type == "SOUND":
             item.update(path=bpy.path.abspath(s.sound.filepath))
         elif s.type in {"CROSS", "GAMMA_CROSS"}:
