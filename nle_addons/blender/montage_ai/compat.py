@@ -50,7 +50,7 @@ def new_movie_own_rate(scene: Any, name: str, path: str, channel: int, frame: in
     property exposes it. Only the Add Movie operator does (`adjust_playback_rate`, the UI's
     default), and it needs a Sequencer area; so this runs it in one, borrowing an area of the
     first window for the call when no Sequencer is open. `retiming_keys.add` would be the other
-    way, but it crashes Blender 5.0. No window at all (`blender -b`): None."""
+    way, but it crashes Blender 5.0. None when there is no window to borrow an area from."""
     import bpy
 
     before = {s.name for s in top_strips(scene.sequence_editor)}
