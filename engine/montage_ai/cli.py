@@ -19,6 +19,7 @@ from pathlib import Path
 from montage_otio.names import one_line
 
 from . import procs
+from .choices import ASPECTS, EXPORT_FORMATS, RESOLUTIONS, STYLES
 from .errors import MontageError
 from .settings import Settings, load_settings
 
@@ -38,11 +39,11 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clips", type=Path, default=S, help="folder of video clips")
     p.add_argument("--music", type=Path, default=S, help="music file (mp3, wav, ogg, flac, m4a, or a video's audio)")
     p.add_argument("--out", type=Path, default=S, help="output folder (default: ./output)")
-    p.add_argument("--style", default=S, help="style preset (see `montage-ai styles`)")
+    p.add_argument("--style", default=S, help=f"style preset: {', '.join(STYLES)} (see `montage-ai styles`)")
     p.add_argument("--duration", type=float, default=S, help="target length in seconds (default: the music)")
     p.add_argument("--music-start", dest="music_start", type=float, default=S, help="start offset into the song, seconds")
-    p.add_argument("--aspect", choices=["16:9", "9:16", "1:1", "4:5"], default=S)
-    p.add_argument("--resolution", choices=["360p", "480p", "720p", "1080p", "2160p"], default=S)
+    p.add_argument("--aspect", choices=ASPECTS, default=S)
+    p.add_argument("--resolution", choices=RESOLUTIONS, default=S)
     p.add_argument("--fps", default=S, help="output frame rate, e.g. 25 or 30000/1001 (default: the sources')")
     p.add_argument("--fit", choices=["crop", "pad"], default=S, help="fill the frame by cropping, or letterbox")
     p.add_argument("--seed", type=int, default=S)
@@ -61,7 +62,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="a cloud GPU failure is an error instead of a fallback")
     p.add_argument("--preview", action="store_true", default=S,
                    help="fast low-resolution render of the same cut (montage-preview.mp4)")
-    p.add_argument("--export", default=S, help="also write the timeline for other editors: otio,kdenlive,fcp7,fcpxml,edl")
+    p.add_argument("--export", default=S, help=f"also write the timeline for other editors: {','.join(EXPORT_FORMATS)}")
     p.add_argument("--crf", type=int, default=S, help="x264 quality of the final encode (default 20)")
     p.add_argument("--preset", default=S, help="x264 preset of the final encode (default veryfast)")
     p.add_argument("--force", action="store_true", default=S,
@@ -223,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="write a timeline for other editors (Kdenlive, Premiere/Resolve, Final Cut, EDL)")
     p.add_argument("timeline", type=Path, help="a montage.otio (or any format the adapters read)")
-    p.add_argument("--to", required=True, help="comma list of: otio,kdenlive,fcp7,fcpxml,edl")
+    p.add_argument("--to", required=True, help=f"comma list of: {','.join(EXPORT_FORMATS)}")
     p.add_argument("--out-dir", type=Path, help="folder for the exports (default: beside the timeline)")
     p.add_argument("--fps", help="frame rate for reading an EDL (EDLs do not store it)")
     p.add_argument("--force", action="store_true",

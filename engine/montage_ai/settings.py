@@ -17,13 +17,14 @@ from fractions import Fraction
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .choices import ASPECTS, EXPORT_FORMATS, RESOLUTIONS, SHORT_SIDE
 from .errors import MontageError, plain_validation_message
 from .timeline.model import X264Preset
 
-Aspect = Literal["16:9", "9:16", "1:1", "4:5"]
-Resolution = Literal["360p", "480p", "720p", "1080p", "2160p"]
+Aspect = Literal[ASPECTS]           # the lists users choose from: montage_ai/choices.json
+Resolution = Literal[RESOLUTIONS]
 
-_SHORT_SIDE = {"360p": 360, "480p": 480, "720p": 720, "1080p": 1080, "2160p": 2160}
+_SHORT_SIDE = SHORT_SIDE
 
 
 MIN_FPS, MAX_FPS = 1, 240
@@ -94,7 +95,7 @@ class Settings(BaseSettings):
     upscale_scale: Literal[2, 3, 4] | None = Field(None, validation_alias=_env("MONTAGE_UPSCALE_SCALE"), description="Upscale factor (default: the smallest that reaches the output size)")
     strict_cloud: bool = Field(False, validation_alias=_env("MONTAGE_STRICT_CLOUD"), description="A cloud GPU failure is an error instead of a fallback to local upscaling")
     preview: bool = Field(False, validation_alias=_env("MONTAGE_PREVIEW"), description="Fast low-resolution render of the same cut (montage-preview.mp4)")
-    export: str = Field("", validation_alias=_env("MONTAGE_EXPORT"), description="Also write the timeline for other editors: otio,kdenlive,fcp7,fcpxml,edl")
+    export: str = Field("", validation_alias=_env("MONTAGE_EXPORT"), description=f"Also write the timeline for other editors: {','.join(EXPORT_FORMATS)}")
     keep_clip_audio: bool = Field(False, validation_alias=_env("MONTAGE_KEEP_CLIP_AUDIO"), description="Mix the clips' own sound under the music")
     crf: int = Field(20, validation_alias=_env("MONTAGE_CRF"), ge=0, le=51, description="x264 quality of the single final encode")
     preset: X264Preset = Field("veryfast", validation_alias=_env("MONTAGE_X264_PRESET"), description="x264 speed preset of the final encode")

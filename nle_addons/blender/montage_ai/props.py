@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
-STYLES = ["dynamic", "fast", "action", "suspense", "documentary", "wedding", "minimal", "vlog"]
-RESOLUTIONS = ["360p", "480p", "720p", "1080p", "2160p"]
-ASPECTS = [("16:9", "16:9", "Landscape"), ("9:16", "9:16", "Portrait (phones)"), ("1:1", "1:1", "Square"),
-           ("4:5", "4:5", "Portrait 4:5")]
+#: the engine's montage_ai/choices.json (the one definition), shipped beside this module because
+#: the add-on runs the engine as a program and cannot import it
+CHOICES = json.loads((Path(__file__).resolve().parent / "choices.json").read_text(encoding="utf-8"))
+STYLES = [c["value"] for c in CHOICES["styles"]]
+RESOLUTIONS = [c["value"] for c in CHOICES["resolutions"]]
+ASPECTS = [(c["value"], c["value"], c["label"]) for c in CHOICES["aspects"]]
+DEFAULTS = CHOICES["defaults"]
 
 
 class MontageAISettings(bpy.types.PropertyGroup):
@@ -18,15 +24,15 @@ class MontageAISettings(bpy.types.PropertyGroup):
                               description="Folder of video clips the montage is cut from")
     music: StringProperty(name="Music", subtype="FILE_PATH",
                           description="The song the cuts follow (mp3, wav, ogg, flac, m4a, or a video's audio)")
-    style: EnumProperty(name="Style", items=[(s, s.title(), f"The {s} style preset") for s in STYLES],
-                        default="dynamic")
+    style: EnumProperty(name="Style", items=[(c["value"], c["label"], f"The {c['value']} style preset")
+                                             for c in CHOICES["styles"]], default=DEFAULTS["style"])
     prompt: StringProperty(name="Brief", description="A plain-language brief for the Creative Director "
                            "(used by the LLM when enabled)")
     duration: FloatProperty(name="Duration", description="Target length in seconds (0: the whole song)",
                             default=0.0, min=0.0, soft_max=600.0, unit="TIME_ABSOLUTE")
     resolution: EnumProperty(name="Resolution", items=[(r, r, f"{r} output") for r in RESOLUTIONS],
-                             default="1080p")
-    aspect: EnumProperty(name="Aspect", items=ASPECTS, default="16:9")
+                             default=DEFAULTS["resolution"])
+    aspect: EnumProperty(name="Aspect", items=ASPECTS, default=DEFAULTS["aspect"])
     use_cgpu: BoolProperty(name="LLM director (cgpu)", default=False,
                            description="Ask Gemini through `cgpu serve` for the edit plan (falls back "
                            "to the offline director when it is not reachable)")
