@@ -30,7 +30,7 @@ CLIP_AUDIO_GAIN = 0.35          # the clips' own sound, ducked under the music
 BLOCK = 1 << 16                 # samples mixed per step
 # containers whose timestamps after a seek are exact; anything else (MP3, raw AAC) is decoded
 # from its start, where the decoder's own sample count is the clock
-EXACT_SEEK_FORMATS = {"mov", "mp4", "m4a", "3gp", "matroska", "webm", "wav", "flac", "ogg"}
+EXACT_SEEK_FORMATS = {"mov", "mp4", "m4a", "3gp", "matroska", "webm", "wav"}
 SEEK_PREROLL_S = Fraction(2)
 
 
