@@ -14,7 +14,6 @@ from importlib.machinery import SourceFileLoader
 from pathlib import Path
 
 import pytest
-
 from montage_ai import choices as ch
 from montage_ai.cli import build_parser
 from montage_ai.direct.presets import available_styles
@@ -82,7 +81,7 @@ def test_the_blender_panel_reads_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "bpy", bpy)
     monkeypatch.setitem(sys.modules, "bpy.props", bpy.props)
     props = _load("montage_ai_blender_props", ROOT / "nle_addons" / "blender" / "montage_ai" / "props.py")
-    fields = {k: eval(v, vars(props)) if isinstance(v, str) else v   # noqa: S307 - the module's own annotations
+    fields = {k: eval(v, vars(props)) if isinstance(v, str) else v   # the module's own annotations
               for k, v in props.MontageAISettings.__annotations__.items()}
     for field, kind in (("style", "styles"), ("aspect", "aspects"), ("resolution", "resolutions")):
         name, kw = fields[field]

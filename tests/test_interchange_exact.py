@@ -22,7 +22,6 @@ from xml.etree import ElementTree as ET
 
 import opentimelineio as otio
 import pytest
-
 from media_tools import decode_frames, make_counter_clip, read_counter
 from montage_ai.demo.synth_audio import make_drum_track
 from montage_ai.interchange import FORMATS, export_timeline, read_timeline_file

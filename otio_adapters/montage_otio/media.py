@@ -59,6 +59,6 @@ class MediaCache:
         if path not in self._seen:
             try:
                 self._seen[path] = self._probe(Path(path)) if Path(path).is_file() else None
-            except Exception:  # noqa: BLE001 - an unreadable file just has no known facts
+            except Exception:  # an unreadable file just has no known facts
                 self._seen[path] = None
         return self._seen[path]

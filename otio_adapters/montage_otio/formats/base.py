@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import opentimelineio as otio
+from pydantic import BaseModel, ConfigDict
+
 from montage_otio.errors import InterchangeError
 from montage_otio.media import MediaCache
-from pydantic import BaseModel, ConfigDict
 
 
 @dataclass
@@ -71,7 +72,7 @@ def adapter(name: str) -> otio.adapters.Adapter | None:
     """An installed OTIO adapter by name, or None (a broken plugin is simply unavailable)."""
     try:
         return otio.adapters.from_name(name)
-    except Exception:  # noqa: BLE001
+    except Exception:  # a broken plugin is simply unavailable
         return None
 
 

@@ -19,6 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import opentimelineio as otio
+
 from montage_otio import lowering as low
 from montage_otio import sidecar
 from montage_otio.errors import InterchangeError
@@ -360,13 +361,14 @@ def _first_record(text: str, seq: Fraction) -> int | None:
 
 def _lead_black(timeline: otio.schema.Timeline, text: str, seq: Fraction, start: int | None) -> None:
     """cmx_3600 starts the track at its first event: put back the black before it. The
-    timeline starts at the sidecar's record start, else at the hour the first event is in
-    (EDLs from editors often start at 01:00:00:00)."""
+    timeline starts at the sidecar's record start, else (no sidecar, or an editor's EDL saved
+    over ours at another hour) at the hour the first event is in: editors start at 01:00:00:00."""
     first = _first_record(text, seq)
     if first is None:
         return
     per_hour = round(seq * 3600) if not _ntsc(seq) else frames_of("01:00:00;00", seq)
-    begin = start if start is not None else (first // per_hour) * per_hour
+    hour = (first // per_hour) * per_hour
+    begin = start if start is not None and start // per_hour == first // per_hour else hour
     r = float(seq)
     for track in timeline.tracks:
         if first > begin and len(track):

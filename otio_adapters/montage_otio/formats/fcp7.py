@@ -14,6 +14,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import opentimelineio as otio
+
 from montage_otio import lowering as low
 from montage_otio import sidecar
 from montage_otio.formats.base import (

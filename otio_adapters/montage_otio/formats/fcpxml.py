@@ -4,8 +4,9 @@ The stock adapter does its time arithmetic with integer frame rates and truncati
 time and about one in twenty 25 fps times come back a frame off), writes no frame duration for
 NTSC rates and skips transitions; the subclasses keep its structure but use exact rational time,
 add Final Cut's Cross Dissolves to the primary storyline, size the project format and serialise
-with ElementTree. They override the adapter's private methods: pinned by the adapter's version
-range in pyproject.toml and covered by tests/test_interchange.py.
+with ElementTree. They override the adapter's private methods, so pyproject.toml bounds the
+adapter below its next major version and tests/test_interchange.py fails if one is renamed; a
+writer and reader of our own would end that dependency (not done yet).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import opentimelineio as otio
+
 from montage_otio import lowering as low
 from montage_otio import sidecar
 from montage_otio.errors import InterchangeError

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import opentimelineio as otio
+
 from montage_otio import kdenlive_read, kdenlive_write
 from montage_otio import lowering as low
 from montage_otio.formats import otio as otio_format

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import opentimelineio as otio
+
 from montage_otio import lowering as low
 from montage_otio.formats.base import ExportContext, FormatSpec, Written, first_timeline
 
