@@ -228,6 +228,40 @@ def test_stock_fcp_xml_reads_the_same_source_frames(media, tmp_path, seq):
         assert vocab.exact_rate(clip.media_reference.available_range.duration.rate) == own
 
 
+def test_the_issues_example(media, tmp_path):
+    """A 25 fps, 241-frame file cut at 29.97 fps frame 148 (4.938 s): it was written as source
+    timecode 00:00:04;28 and `<rate>` 30 NTSC with 288 frames; now 25 fps frame 123 and 241."""
+    r = float(NTSC)
+    tl = otio.schema.Timeline(name="one", global_start_time=RT(0, r))
+    tl.tracks.append(otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video))
+    tl.tracks[0].append(otio.schema.Clip(name="c25", source_range=TR(RT(148, r), RT(30, r)),
+                                         media_reference=otio.schema.ExternalReference(target_url=str(media["c25"]))))
+    res = {x.format: x for x in export_timeline(tl, tmp_path, "one", formats=["edl", "fcp7"])}
+    [event] = [line.split() for line in res["edl"].paths[0].read_text().splitlines() if line.startswith("001")]
+    assert event[-4] == "00:00:04:23" == timecode(rule_frame(148, 0, NTSC, Fraction(25)), Fraction(25))
+    f = next(f for f in ET.parse(res["fcp7"].paths[0]).getroot().iter("file") if f.find("pathurl") is not None)
+    assert (f.findtext("rate/timebase"), f.findtext("rate/ntsc"), f.findtext("duration")) == ("25", "FALSE", "241")
+
+
+def test_an_edl_event_changed_in_an_editor_is_read_at_its_sources_rate(media, tmp_path):
+    """An editor slips the 25 fps clip by 5 of its own frames in the EDL: our reader converts
+    that source timecode from 25 fps (not the sequence's 29.97) to the in-point showing it."""
+    rate = NTSC
+    [res] = export_timeline(timeline({k: str(p) for k, p in media.items()}, rate), tmp_path, "cut", formats=["edl"])
+    edl = res.paths[0]
+    first, end = rule_frame(37, 0, rate, Fraction(25)), rule_frame(37, 40, rate, Fraction(25))
+    old = f" {timecode(first, Fraction(25))} {timecode(end, Fraction(25))} "
+    text = edl.read_text()
+    assert text.count(old) == 1
+    edl.write_text(text.replace(old, f" {timecode(first + 5, Fraction(25))} {timecode(end + 5, Fraction(25))} "))
+    back = read_timeline_file(edl)
+    [clip] = [c for c in back.find_clips() if c.name == "c25.mp4"]
+    src_in = round(clip.source_range.start_time.value_rescaled_to(float(rate)))
+    assert src_in == round(Fraction(first + 5, 25) * rate)
+    assert rule_frame(src_in, 0, rate, Fraction(25)) == first + 5
+    assert items(back, rate)[1][:3] == ("clip", HEAD, CUT[0][2])   # the record side is untouched
+
+
 def test_stock_cmx_3600_refuses_rather_than_misplaces(media, tmp_path):
     """The stock EDL reader reads every timecode at one rate: it refuses an event whose source
     timecode is at another rate (source and record lengths differ) instead of misplacing it;

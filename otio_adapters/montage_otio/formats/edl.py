@@ -342,10 +342,11 @@ def _sequence_rate_timecodes(text: str, seq: Fraction, side: sidecar.Sidecar | N
         key = f"{m.group('num')} {m.group('reel')} {m.group('sin')} {m.group('sout')}"
         if key in written:
             sin, sout = written[key]
-        else:
+        else:   # the record side rules the length, so rounding cannot make the two disagree
             own = Fraction(int(entry["fps_num"]), int(entry["fps_den"]))
-            back = [round(Fraction(frames_of(m.group(g), own)) / own * seq) for g in ("sin", "sout")]
-            sin, sout = (timecode(f, seq) for f in back)
+            start = round(Fraction(frames_of(m.group("sin"), own)) / own * seq)
+            length = frames_of(m.group("rest").strip(), seq) - frames_of(m.group("rin"), seq)
+            sin, sout = timecode(start, seq), timecode(start + length, seq)
         return m.group("head") + sin + m.group("s1") + sout + m.group("s2") + m.group("rin") + m.group("rest")
 
     return "\n".join(_EVENT.sub(fix, line) for line in text.split("\n"))
