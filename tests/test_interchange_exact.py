@@ -262,6 +262,25 @@ def test_an_edl_event_changed_in_an_editor_is_read_at_its_sources_rate(media, tm
     assert items(back, rate)[1][:3] == ("clip", HEAD, CUT[0][2])   # the record side is untouched
 
 
+def test_own_rates_survive_a_round_trip_without_the_media(media, tmp_path):
+    """FCP7 read back carries each file's own rate in its media range: exported again (to an
+    EDL) with the media gone, the source timecodes are still at each file's own rate."""
+    rate = NTSC
+    [res] = export_timeline(timeline({k: str(p) for k, p in media.items()}, rate), tmp_path / "a", "cut",
+                            formats=["fcp7", "edl"])[:1]
+    back = read_timeline_file(res.paths[0])
+    for clip in back.find_clips():
+        clip.media_reference.target_url = str(tmp_path / "gone" / Path(clip.media_reference.target_url).name)
+    [again] = export_timeline(back, tmp_path / "b", "cut", formats=["edl"])
+    first = [line.split() for line in again.paths[0].read_text().splitlines() if line.startswith("001")][0]
+    assert first[-4] == timecode(rule_frame(37, 0, rate, Fraction(25)), Fraction(25))
+    # a range at the sequence rate says nothing about the file's own rate: only c2997 (29.97,
+    # as the sequence) is unknown without its file, and its timecode is right either way
+    assert [n for n in again.notes if "unknown" in n] == ["own frame rate unknown for c2997.mp4: source timecode at "
+                                                         "the sequence rate"]
+    assert items(read_timeline_file(again.paths[0]), rate) == expected(rate)
+
+
 def test_stock_cmx_3600_refuses_rather_than_misplaces(media, tmp_path):
     """The stock EDL reader reads every timecode at one rate: it refuses an event whose source
     timecode is at another rate (source and record lengths differ) instead of misplacing it;

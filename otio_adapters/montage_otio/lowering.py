@@ -439,11 +439,30 @@ def start(timeline: otio.schema.Timeline, base_dir: Path | None = None) -> tuple
     out = timeline.deepcopy()
     notes: list[str] = []
     rate = video_rate(out)
+    keep_own_rates(out, rate)
     retime(out, rate, notes)
     external_only(out, notes)
     if base_dir is not None:
         absolute_paths(out, base_dir)
     return out, rate, notes
+
+
+def keep_own_rates(timeline: otio.schema.Timeline, rate: Fraction) -> None:
+    """A picture file whose media range is at another timebase rate than the sequence (an
+    FCP7 `<file>` read back, an editor's export) says its own rate: keep it in the reference's
+    metadata before retime() puts every range at the sequence rate, so formats that carry it
+    have it without probing the file."""
+    for track in timeline.video_tracks():
+        for clip in track.find_clips():
+            ref = clip.media_reference
+            avail = getattr(ref, "available_range", None)
+            if not isinstance(ref, otio.schema.ExternalReference) or avail is None:
+                continue
+            own = exact_rate(avail.duration.rate)
+            meta = dict(ref.metadata.get(META_KEY) or {})
+            if own != rate and timebase_rate(own) and not meta.get("fps_num"):
+                meta.update(fps_num=own.numerator, fps_den=own.denominator)
+                ref.metadata[META_KEY] = meta
 
 
 def primary_video(timeline: otio.schema.Timeline) -> otio.schema.Track | None:
