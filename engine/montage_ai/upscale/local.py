@@ -71,7 +71,7 @@ SYSTEM_LIBRARIES = {"libomp.so.5": "libomp5", "libvulkan.so.1": "libvulkan1"}
 
 def iter_job_frames(job: UpscaleJob) -> Iterator[np.ndarray]:
     """RGB frames (upright, cropped) for source frames [start_frame, end_frame), exactly
-    job.frames of them. Times are relative to the container start, as ffmpeg's `-ss` is."""
+    job.frames of them. Times are media times (from the video's first timestamp)."""
     for preroll in (1.0, 10.0, None):
         frames = _decode_grid(job, preroll)
         first = next(frames, None)
@@ -92,7 +92,12 @@ def _decode_grid(job: UpscaleJob, preroll: float | None) -> Iterator[tuple[int, 
         if stream is None:
             raise UpscaleError(f"{job.source}: no video stream")
         stream.thread_type = "AUTO"
-        c_start = container.start_time / av.time_base if container.start_time is not None else 0.0
+        # media time zero is the video stream's first timestamp (docs/frame-rule.md), not the
+        # container's, which an earlier audio stream can move
+        if stream.start_time is not None and stream.time_base:
+            c_start = float(stream.start_time * stream.time_base)
+        else:
+            c_start = container.start_time / av.time_base if container.start_time is not None else 0.0
         target = job.start_s - (preroll or 0.0)
         if preroll is not None and target > 0 and stream.time_base:
             container.seek(int((c_start + target) / stream.time_base), stream=stream, backward=True)
