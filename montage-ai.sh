@@ -12,14 +12,15 @@ VENV="${MONTAGE_VENV:-$ROOT/.venv}"
 export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$ROOT/.cache/numba}"
 
 find_python() {
-  # the Python CI tests (3.11) first; newer ones work (dependencies bounded, the upscaler optional)
+  # only the Pythons the suite runs on (CI: 3.11 and 3.13), the oldest first; a newer one is
+  # refused rather than half-working (its wheels may not exist yet)
   for py in "${PYTHON:-}" python3.11 python3.12 python3.13 python3; do
     [ -n "$py" ] || continue
-    if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null; then
       echo "$py"; return 0
     fi
   done
-  echo "montage-ai: error: Python 3.11 or newer is needed (set PYTHON=/path/to/python3.11)" >&2
+  echo "montage-ai: error: Python 3.11, 3.12 or 3.13 is needed (install one, or set PYTHON=/path/to/python3.11)" >&2
   return 1
 }
 
