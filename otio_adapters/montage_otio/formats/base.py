@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from montage_otio.errors import InterchangeError
 from montage_otio.media import MediaCache
+from montage_otio.sidecar import path_for as sidecar_path
 
 
 @dataclass
@@ -50,18 +51,19 @@ class FormatSpec(BaseModel):
     adapter: str
     for_: str
     sidecar: bool = False
+    audio_companions: bool = False           # one NAME.music.SUFFIX (NAME.audioN.SUFFIX) per audio track
     read_suffixes: tuple[str, ...] = ()
     export: Exporter
     read: Reader
 
     def paths(self, out: Path, audio_tracks: int) -> list[Path]:
-        """Every file an export to `out` writes (for an EDL: one per audio track, a sidecar)."""
+        """Every file an export to `out` writes: the main file, audio companions, the sidecar."""
         paths = [out]
-        if self.name == "edl":
+        if self.audio_companions:
             paths += [out.with_name(f"{out.stem}.{'music' if i == 0 else f'audio{i + 1}'}{out.suffix}")
                       for i in range(audio_tracks)]
         if self.sidecar:
-            paths.append(out.with_name(out.name + ".json"))
+            paths.append(sidecar_path(out))
         return paths
 
 

@@ -273,7 +273,7 @@ def export(timeline: otio.schema.Timeline, out: Path, ctx: ExportContext) -> Wri
     companions: dict[str, str] = {}
     for key, comp in lowered.companions.items():
         path = out.with_name(f"{out.stem}.{key}{out.suffix}")
-        files[path] = _adapter_text(comp, rate)
+        files[path] = _adapter_text(comp, rate)   # key: music, audio2, ... as FormatSpec.paths names them
         companions[key] = path.name
     extra = dict(lowered.sidecar)
     if replaced:
@@ -409,4 +409,5 @@ def read(path: Path, rate: float | None = None) -> otio.schema.Timeline:
 
 
 FORMAT = FormatSpec(name="edl", suffix=".edl", adapter="cmx_3600",
-                    for_="Avid, Resolve, any EDL reader (picture + music EDL)", sidecar=True, export=export, read=read)
+                    for_="Avid, Resolve, any EDL reader (picture + music EDL)", sidecar=True, audio_companions=True,
+                    export=export, read=read)
