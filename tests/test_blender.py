@@ -27,7 +27,7 @@ from blender_support.runner import (
     ensure_bpy,
     run_in_blender,
 )
-from media_tools import make_counter_clip, median_colors, read_counter
+from media_tools import decode_frames, make_counter_clip, median_colors, read_counter
 from montage_ai.demo.synth_audio import make_drum_track
 from montage_ai.demo.synth_video import ShotSpec, distinct_colors, make_clip
 from montage_ai.pipeline import run
@@ -450,3 +450,26 @@ def test_mixed_rate_export_gives_back_the_same_in_points(mixed_imported, label):
     k, p, r, s, d = trimmed[-1]
     trimmed[-1] = (k, p, r + 5, s, d)
     assert edited == trimmed
+
+
+@pytest.mark.parametrize("label", ["29.97", "25"])
+def test_mixed_rate_vse_frames_match_the_engine_render(mixed_imported, label, tmp_path):
+    """Blender and the engine agree frame for frame, the last frame of every clip included."""
+    from montage_ai.render.conform import render
+    from montage_ai.timeline.read import read_timeline
+
+    run = mixed_imported[label]
+    rendered = {int(f): p for f, p in run["result"]["rendered"].items()}
+    out = tmp_path / "engine.mp4"
+    render(read_timeline(run["timeline"]), out, tmp_path / "cache", workers=2, progress=False)
+    engine = [read_counter(f) for f in decode_frames(out)]
+    wrong, lasts = [], 0
+    for p in run["plan"]:
+        for k in range(p["dur"]):
+            frame = p["record"] + k
+            vse = read_counter(np.asarray(Image.open(rendered[frame + OFFSET]).convert("RGB")))
+            lasts += k == p["dur"] - 1
+            if vse != engine[frame]:
+                wrong.append((p["name"], k, engine[frame], vse))
+    assert lasts == len(run["plan"])
+    assert not wrong, f"{len(wrong)} frames differ (clip, k, engine, VSE): {wrong[:12]}"
