@@ -216,6 +216,48 @@ def test_round_trip_keeps_black_record_positions_and_source_frames(media, tmp_pa
     assert items(back, rate) == expected(rate)
 
 
+def with_dissolves(paths: dict[str, str], rate: Fraction) -> otio.schema.Timeline:
+    """The cut without gaps and with a dissolve at each cut (8 and 6 frames, centred)."""
+    tl = timeline(paths, rate)
+    track = tl.video_tracks()[0]
+    clips = [item.deepcopy() for item in track if isinstance(item, otio.schema.Clip)]
+    track[:] = []
+    r = float(rate)
+    for i, clip in enumerate(clips):
+        if i:
+            frames = 8 if i == 1 else 6
+            track.append(otio.schema.Transition(name=f"dissolve {i}", transition_type=otio.schema.TransitionTypes.SMPTE_Dissolve,
+                                                in_offset=RT(frames // 2, r), out_offset=RT(frames - frames // 2, r)))
+        track.append(clip)
+    return tl
+
+
+def transitions(tl: otio.schema.Timeline, rate: Fraction) -> list[tuple[int, int, int]]:
+    track = tl.video_tracks()[0]
+    return [(round(track.range_of_child_at_index(i + 1).start_time.value_rescaled_to(float(rate))),
+             round(t.in_offset.value_rescaled_to(float(rate))), round(t.out_offset.value_rescaled_to(float(rate))))
+            for i, t in enumerate(track) if isinstance(t, otio.schema.Transition)]
+
+
+@pytest.mark.parametrize("seq", list(SEQ_RATES))
+@pytest.mark.parametrize("fmt", FORMAT_NAMES)
+def test_mixed_rate_dissolves_round_trip(media, tmp_path, fmt, seq):
+    """Dissolves between sources at other rates: an EDL's dissolve events carry own-rate
+    source timecode too, and every format reads back the same cuts, dissolves and in-points."""
+    rate = SEQ_RATES[seq]
+    tl = with_dissolves({k: str(p) for k, p in media.items()}, rate)
+    [res] = export_timeline(tl, tmp_path, "cut", formats=[fmt])
+    back = read_timeline_file(res.paths[0])
+    assert items(back, rate) == items(tl, rate)
+    assert transitions(back, rate) == transitions(tl, rate) == [(40, 4, 4), (76, 3, 3)]
+    if fmt == "edl":
+        text = res.paths[0].read_text()
+        assert sum(" D " in line for line in text.splitlines()) == 2
+        for name, src_in, _ in CUT[1:]:   # each incoming clip's dissolve event, from in - in_offset
+            half = 4 if name == "c24" else 3
+            assert timecode(rule_frame(src_in - half, 0, rate, own_rate(name)), own_rate(name)) in text, name
+
+
 @pytest.mark.parametrize("seq", list(SEQ_RATES))
 def test_stock_fcp_xml_reads_the_same_source_frames(media, tmp_path, seq):
     """Premiere's and Resolve's format, read by the stock adapter alone (no repairs of ours)."""
