@@ -2,13 +2,13 @@
 
 Each `<file>` carries the medium's own rate and length (a 25 fps file in a 29.97 sequence is
 `<rate>` 25 with its 25 fps frame count); clip in/out points stay at the sequence rate, as FCP7
-XML defines them. The document is serialised with ElementTree rather than the adapter's
-minidom pretty-printer, whose parser turns a CR in a name into LF.
+XML defines them. The document is the adapter's own (its public write_to_string), serialised
+again with ElementTree: the adapter pretty-prints through minidom, whose parser turns a CR in a
+name into LF, so a CR crosses it as a private-use character and is written back as `&#13;`.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from fractions import Fraction
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -60,15 +60,36 @@ def lower(timeline: otio.schema.Timeline, base_dir: Path | None = None, media: l
     return low.Lowered(out, notes)
 
 
+#: what a CR in a name travels as through the adapter's minidom round trip (a private-use
+#: character no file name or label is expected to hold; lowering leaves no other control there)
+_CR = "\ue00d"
+
+
+def _hide_carriage_returns(timeline: otio.schema.Timeline) -> None:
+    """Every name and marker text with CR as _CR: minidom's parser turns a CR into LF."""
+    objs = [timeline, timeline.tracks, *timeline.tracks.find_children()]
+    objs += [c.media_reference for c in timeline.find_clips() if c.media_reference is not None]
+    for obj in objs:
+        if getattr(obj, "name", None) and "\r" in obj.name:
+            obj.name = obj.name.replace("\r", _CR)
+        for m in getattr(obj, "markers", []):
+            m.name, m.comment = (t.replace("\r", _CR) if t else t for t in (m.name, m.comment))
+            comment = (m.metadata.get("fcp_xml") or {}).get("comment")
+            if comment:
+                m.metadata["fcp_xml"]["comment"] = str(comment).replace("\r", _CR)
+
+
 def document(timeline: otio.schema.Timeline, out: Path) -> str:
-    """fcp_xml's document for a timeline, serialised by ElementTree (see the module doc)."""
-    fcp = need_adapter("fcp_xml", out).module()
-    root = ET.Element("xmeml", version="4")
-    project = fcp._append_new_sub_element(root, "project")
-    fcp._append_new_sub_element(project, "name", text=timeline.name)
-    children = fcp._append_new_sub_element(project, "children")
-    span = TR(timeline.global_start_time or RT(0, float(low.video_rate(timeline))), timeline.duration())
-    children.append(fcp._build_sequence_for_timeline(timeline, span, defaultdict(dict)))
+    """The fcp_xml adapter's own document (its public write_to_string), re-serialised by
+    ElementTree with each CR written as `&#13;` (see the module doc)."""
+    copy = timeline.deepcopy()
+    if copy.global_start_time is None:
+        copy.global_start_time = RT(0, float(low.video_rate(copy)))
+    _hide_carriage_returns(copy)
+    root = ET.fromstring(need_adapter("fcp_xml", out).write_to_string(copy))
+    for el in root.iter():
+        if el.text and _CR in el.text:
+            el.text = el.text.replace(_CR, "\r")
     ET.indent(root, space="    ")
     return '<?xml version="1.0" ?>\n' + keep_carriage_returns(ET.tostring(root, encoding="unicode")) + "\n"
 
