@@ -1,18 +1,27 @@
-"""Shot analysis: one low-resolution decode pass per clip -> ClipAnalysis.
+"""Shot analysis: a low-resolution decode of each clip -> ClipAnalysis.
 
 Like PySceneDetect, detectors see frames (small numpy arrays), never files: the decode loop
-streams frames from PyAV and feeds per-frame features; boundaries and scores are computed from
-those feature arrays.
+(decode.py) streams frames from PyAV and feeds per-frame features; boundaries and scores are
+computed from those feature arrays.
 
 Pipeline:
-  decode (PyAV, threaded, in-loop deblocking skipped) -> every frame scaled to 160 px wide RGB
+  first pass (decode.py): reference frames only: the decoder skips frames no other frame
+      refers to (x264's non-reference B-frames, ~45% of a stream) without decoding them, in
+      parallel parts with one-thread decoders where cores are free; in-loop deblocking skipped;
+      every frame read is scaled to 160 px wide RGB. Streams without such frames (intra-only,
+      P-only) and variable-rate clips are read in full.
   per frame (pure, ~0.25 ms): mean luma, dark/bright share, Laplacian variance (sharpness),
       luma variance (contrast), a 16x9 colour signature, per-channel cumulative histograms;
       per consecutive pair: motion (mean abs luma change, and its peak over the 16x9 grid),
       signature change, histogram change (earth mover's distance)
+  second pass, only where needed: every frame between the two first-pass frames on either side
+      of each hard cut, and the last frames; merged in, and everything found again, so cut
+      frames are exact
   hard cuts: content score = signature change + histogram change; a cut where the score is
       several times its neighbours' mean (PySceneDetect's adaptive rule) and above a floor,
       higher on intra frames (a periodic keyframe's quality jump is not a cut)
+  flicker, strobes, flashes: no cut where the layout is kept (the brightness-and-contrast
+      normalised signature of a frame before matches one after)
   fades: runs of black frames (boundary in the middle) and dips to near-black (at the minimum)
   blips: a flash or a black glitch of a frame or two after which the picture returns is no
       boundary (the black frames stay unusable)
@@ -21,30 +30,34 @@ Pipeline:
   unusable: black, frozen (no motion anywhere >= 0.5 s), blurred (detail far below the
       clip median)
   shots: boundaries -> spans, fragments under 0.25 s merged into a neighbour
-Every frame is analysed: cut frames are exact, and decoding costs far more than the features.
+Windows counted in frames are counted in samples at the series' own rate; motion is per frame
+step; Boundary.frame and Shot.start_frame/end_frame are frame numbers of the clip.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
+import os
+import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import av
 import numpy as np
-from av.video.reformatter import VideoReformatter
 from pydantic import BaseModel
 
 from montage_otio.names import one_line
 
 from .. import procs
 from ..errors import MediaError
-from ..media.probe import MediaInfo, open_media, pick_video_stream
+from ..media.probe import MediaInfo
+from .decode import ANALYSIS_WIDTH, SmallFrame, decode_small_frames, decode_windows  # noqa: F401 (re-exported)
 
-ANALYSIS_VERSION = 1
-ANALYSIS_WIDTH = 160                # px; every frame is scaled to this width for the features
+ANALYSIS_VERSION = 2                 # 2: reference frames first, flicker-robust cuts
 SIG_COLS, SIG_ROWS = 16, 9          # colour signature grid
 HIST_BITS = 5                       # per-channel histograms of 2**5 = 32 bins
 HIST_BINS = 1 << HIST_BITS
@@ -80,6 +93,9 @@ BLUR_MIN_LUMA = 0.08                # too dark to judge
 DETAIL_FLOOR = 50.0                 # added to the luma variance so flat frames do not divide by ~0
 BLUR_MIN_S = 0.5
 MIN_SHOT_S = 0.25
+LAYOUT_SAME = 0.35                  # normalised signature distance below which the layout is kept
+LAYOUT_STD_FLOOR = 8.0              # added to the spread: a flat frame has no layout to compare
+LAYOUT_SPAN = 2                     # frames each side compared
 BLIP_MAX_FRAMES = 2                 # a flash or glitch this short after which the picture returns...
 BLIP_RETURN = 0.35                  # ...to within this share of the jump is not a shot change
 # Normalisation of raw measures to 0..1.
@@ -90,7 +106,6 @@ QUALITY_WEIGHTS = (0.45, 0.35, 0.20)  # sharpness, exposure, motion
 
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _CHANNEL_OFFSETS = np.arange(3, dtype=np.intp) * HIST_BINS
-_SKIP_LOOP_FILTER_CODECS = frozenset({"h264", "hevc", "vp8", "vp9"})
 
 
 class Shot(BaseModel):
@@ -224,14 +239,6 @@ _SERIES_COLUMNS = ("times_s", "key_frame", "brightness", "dark_share", "bright_s
                    "contrast", "motion_raw", "motion_peak", "sig_change", "hist_change")
 
 
-class SmallFrame(NamedTuple):
-    """One decoded frame as the detectors see it."""
-
-    time_s: float               # seconds from the clip start
-    rgb: np.ndarray             # (h, w, 3) uint8, ANALYSIS_WIDTH wide
-    key_frame: bool = False     # an intra frame: compression quality may jump here
-
-
 @dataclass
 class FeatureSeries:
     """Per-frame feature arrays for a whole clip; index 0's pair changes are 0."""
@@ -272,6 +279,23 @@ class _SeriesBuilder:
         arrays = {k: np.asarray(v, dtype=np.float64) for k, v in self.cols.items()}
         sigs = np.stack(self.sigs) if self.sigs else np.zeros((0, SIG_ROWS * SIG_COLS * 3), np.uint8)
         return FeatureSeries(signatures=sigs, **arrays)
+
+
+def take(series: FeatureSeries, idx: np.ndarray) -> FeatureSeries:
+    """The rows `idx` of a series, in that order."""
+    cols = {k: getattr(series, k)[idx] for k in _SERIES_COLUMNS}
+    return FeatureSeries(signatures=series.signatures[idx], **cols)
+
+
+def merge_series(base: FeatureSeries, extra: FeatureSeries) -> FeatureSeries:
+    """`base` with the rows of `extra` added in time order; a row of `extra` replaces the
+    row of `base` at the same time (its change is now measured from a nearer frame)."""
+    if extra.n == 0:
+        return base
+    keep = ~np.isin(np.round(base.times_s, 4), np.round(extra.times_s, 4))
+    cols = {k: np.concatenate([getattr(base, k)[keep], getattr(extra, k)]) for k in _SERIES_COLUMNS}
+    both = FeatureSeries(signatures=np.concatenate([base.signatures[keep], extra.signatures]), **cols)
+    return take(both, np.argsort(both.times_s, kind="stable"))
 
 
 def extract_series(frames: Iterable[SmallFrame]) -> FeatureSeries:
@@ -463,7 +487,7 @@ def detect_boundaries(series: FeatureSeries, fps: float) -> list[Boundary]:
     found: dict[int, tuple[str, float]] = {}
     hist_per_step = series.hist_change / frame_gaps(series.times_s)
     for i, strength in detect_cuts(content_score(series), hist_per_step, series.key_frame):
-        if not _touches_black(i, black_spans) and not is_blip(series, i, i):
+        if not _touches_black(i, black_spans) and not is_blip(series, i, i) and not same_layout(series, i):
             found[i] = ("cut", strength)
     for i, strength, (a, b) in fades:
         if not _black_glitch(series, a, b):
@@ -493,6 +517,24 @@ def is_blip(series: FeatureSeries, first: int, last: int) -> bool:
             if back < BLIP_RETURN * jump:
                 return True
     return False
+
+
+def same_layout(series: FeatureSeries, i: int) -> bool:
+    """Flicker, a strobe or a flash changes how bright and how contrasted the picture is, not
+    what is where: with each frame's signature normalised (mean 0, spread 1) some frame of the
+    two before i still matches some frame of the three from i on. A cut changes the layout."""
+    sigs, n = series.signatures, series.n
+    before = range(max(0, i - LAYOUT_SPAN), i)
+    after = range(i, min(n, i + LAYOUT_SPAN + 1))
+    if not before or not after:
+        return False
+    z = {j: _normalised(sigs[j]) for j in (*before, *after)}
+    return min(float(np.abs(z[a] - z[b]).mean()) for a in before for b in after) < LAYOUT_SAME
+
+
+def _normalised(sig: np.ndarray) -> np.ndarray:
+    x = sig.astype(np.float32)
+    return (x - x.mean()) / (x.std() + LAYOUT_STD_FLOOR)
 
 
 def _black_glitch(series: FeatureSeries, a: int, b: int) -> bool:
@@ -601,7 +643,10 @@ def frame_end_times(times: np.ndarray, fps: float) -> np.ndarray:
     """Each frame's exclusive end time: the next frame's time, and one frame step for the last."""
     if times.size == 0:
         return times
-    step = float(np.median(np.diff(times))) if times.size > 1 else (1.0 / fps if fps > 0 else 0.04)
+    if fps > 0:
+        step = 1.0 / fps
+    else:
+        step = float(np.median(np.diff(times))) if times.size > 1 else 0.04
     return np.concatenate([times[1:], [times[-1] + step]])
 
 
@@ -637,99 +682,59 @@ def _r(x: float) -> float:
     return round(float(x), 4)
 
 
-# --------------------------------------------------------------------------- decoding
-
-
-def decode_small_frames(media: MediaInfo, width: int = ANALYSIS_WIDTH,
-                        problems: list[str] | None = None) -> Iterator[SmallFrame]:
-    """Yield every frame, small, with its time from the clip start: streaming, one at a time.
-
-    A decode error after some frames ends the stream (recorded in `problems`); before any
-    frame it is a MediaError.
-    """
-    path = media.path
-    try:
-        container = open_media(path)
-    except (av.FFmpegError, OSError) as exc:
-        raise MediaError(f"{one_line(str(path))}: cannot open for analysis ({_reason(exc)})") from exc
-    with container:
-        stream = _video_stream(container, media)
-        stream.thread_type = "AUTO"
-        if stream.codec_context.name in _SKIP_LOOP_FILTER_CODECS:
-            # Deblocking is invisible at 160 px and costs up to a third of the decode time.
-            stream.codec_context.options = {"skip_loop_filter": "all"}
-        w, h = _small_size(stream.codec_context.width, stream.codec_context.height, width)
-        scaler = VideoReformatter()
-        step = 1.0 / float(media.fps) if media.fps_num else 1.0 / 25.0
-        last_t: float | None = None
-        count = 0
-        frames = container.decode(stream)
-        while True:
-            try:
-                frame = next(frames)
-            except StopIteration:
-                return
-            except (av.FFmpegError, OSError) as exc:
-                if count == 0:
-                    raise MediaError(f"{one_line(str(path))}: cannot decode video ({_reason(exc)})") from exc
-                if problems is not None:
-                    problems.append(f"decoding stopped after {count} frames: {_reason(exc)}")
-                return
-            t = float(frame.time) - media.start_time_s if frame.time is not None else None
-            if t is None or (last_t is not None and t <= last_t):
-                t = (last_t + step) if last_t is not None else 0.0
-            last_t = t
-            small = scaler.reformat(frame, w, h, "rgb24", interpolation="AREA", threads=1)
-            count += 1
-            yield SmallFrame(t, small.to_ndarray(), bool(frame.key_frame))
-
-
-def _video_stream(container: av.container.InputContainer, media: MediaInfo) -> av.video.stream.VideoStream:
-    if 0 <= media.video_stream_index < len(container.streams):
-        s = container.streams[media.video_stream_index]
-        if s.type == "video":
-            return s
-    s = pick_video_stream(container)
-    if s is None:
-        raise MediaError(f"{one_line(str(media.path))}: no video stream to analyse")
-    return s
-
-
-def _small_size(w: int, h: int, width: int) -> tuple[int, int]:
-    if w <= 0 or h <= 0:
-        return width, width * 9 // 16
-    return width, max(SIG_ROWS * 2, int(round(width * h / w / 2)) * 2)
-
-
-def _reason(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or str(exc)
-    return " ".join(str(text).split()) or type(exc).__name__
-
-
 # --------------------------------------------------------------------------- entry point
 
 
 def analyze_series(media: MediaInfo, clip_index: int, series: FeatureSeries) -> ClipAnalysis:
-    """Everything after decoding: pure given the feature arrays."""
+    """Everything after decoding: pure given the feature arrays. The series may skip frames
+    (a first pass that read reference frames only): windows counted in frames are counted in
+    samples at the series' own rate, and motion is measured per frame step."""
     fps = float(media.fps) if media.fps_num else _measured_fps(series.times_s)
-    boundaries = detect_boundaries(series, fps)
-    unusable, ranges = unusable_mask(series, fps)
+    rate = _sample_rate(media, series.times_s)
+    series = per_frame_motion(series, fps)
+    boundaries = detect_boundaries(series, rate)
+    unusable, ranges = unusable_mask(series, rate)
     motion, sharp, bright = normalised_measures(series)
     quality = quality_scores(motion, sharp, bright, unusable, series.bright_share)
     times = series.times_s
     ends = frame_end_times(times, fps)
-    spans = shot_spans(boundaries, series.n, max(1, int(round(MIN_SHOT_S * fps))))
+    spans = shot_spans(boundaries, series.n, max(1, int(round(MIN_SHOT_S * rate))))
     kept = {a for a, _, _ in spans}
+    number = frame_numbers(times, fps, dense=rate >= fps or media.variable_frame_rate)
+    shots = build_shots(clip_index, spans, times, ends, motion, sharp, bright, quality, unusable)
+    shots = [s.model_copy(update={"start_frame": int(number[s.start_frame]),
+                                  "end_frame": int(number[s.end_frame]) if s.end_frame < series.n
+                                  else int(number[-1]) + 1}) for s in shots]
+    boundaries = [b.model_copy(update={"frame": int(number[b.frame])}) for b in boundaries if b.frame in kept]
     return ClipAnalysis(
         media=media, analysis_version=ANALYSIS_VERSION, clip_index=clip_index,
-        shots=build_shots(clip_index, spans, times, ends, motion, sharp, bright, quality, unusable),
+        shots=shots,
         unusable=[UnusableRange(start_s=_r(times[a]), end_s=_r(ends[b - 1]), reason=why) for a, b, why in ranges],
         sample_times_s=[_r(t) for t in times],
         motion=[_r(x) for x in motion], sharpness=[_r(x) for x in sharp],
         brightness=[_r(x) for x in bright], quality=[_r(x) for x in quality],
-        boundaries=[b for b in boundaries if b.frame in kept],
+        boundaries=boundaries,
         frames_analyzed=series.n,
     )
+
+
+def frame_numbers(times: np.ndarray, fps: float, dense: bool) -> np.ndarray:
+    """Each sample's frame number: its index where every frame was decoded, else its time in
+    frames (constant frame rate: the first pass skipped some)."""
+    if dense or fps <= 0:
+        return np.arange(times.size)
+    return np.round(times * fps).astype(np.int64)
+
+
+def per_frame_motion(series: FeatureSeries, fps: float) -> FeatureSeries:
+    """Motion between samples a few frames apart, divided by the frames between them."""
+    if series.n < 2 or fps <= 0:
+        return series
+    gaps = np.ones(series.n)
+    gaps[1:] = np.maximum(1.0, np.round(np.diff(series.times_s) * fps))
+    if np.all(gaps == 1.0):
+        return series
+    return dataclasses.replace(series, motion_raw=series.motion_raw / gaps, motion_peak=series.motion_peak / gaps)
 
 
 def _measured_fps(times: np.ndarray) -> float:
@@ -739,17 +744,159 @@ def _measured_fps(times: np.ndarray) -> float:
     return 1.0 / step if step > 0 else 25.0
 
 
+def _sample_rate(media: MediaInfo, times: np.ndarray) -> float:
+    """Samples per second: the frame rate, or less where the series skips frames."""
+    measured = _measured_fps(times)
+    return min(float(media.fps), measured) if media.fps_num else measured
+
+
 def analyze_clip(media: MediaInfo, clip_index: int) -> ClipAnalysis:
-    """Decode `media` once at low resolution and find its shots, scores and unusable ranges."""
+    """Decode `media` at low resolution and find its shots, scores and unusable ranges.
+
+    First pass: reference frames only (all frames where the codec has no others, and on
+    variable-rate clips), in parallel parts when cores are free. Second pass, only where
+    needed: every frame between the two first-pass frames on either side of each hard cut (so
+    cut frames are exact), and the clip's last frames. Then everything is found again on the
+    merged frames.
+    """
     if not media.has_video:
         raise MediaError(f"{one_line(str(media.path))}: no video stream (audio only or cover art), nothing to analyse")
     problems: list[str] = []
     t0 = time.perf_counter()
-    series = extract_series(decode_small_frames(media, problems=problems))
+    with _running() as share:
+        sparse = bool(media.fps_num) and not media.variable_frame_rate  # frame numbers follow from times
+        if os.environ.get("MONTAGE_SHOTS_EVERY_FRAME"):     # for comparison: no first pass
+            sparse = False
+        series = _read_in_parts(media, share, sparse)
+        if series is None:
+            series = extract_series(decode_small_frames(media, problems=problems, reference_only=sparse,
+                                                        threads=share > 1))
+        if series.n == 0:
+            raise MediaError(f"{one_line(str(media.path))}: video stream has no decodable frames")
+        windows = refine_windows(media, series) if sparse and not problems else []
+        if windows:
+            step = 1.0 / float(media.fps)
+            wide = [(a - step / 2, b + step / 2) for a, b in windows]
+            try:
+                series = merge_series(series, window_series(decode_windows(media, wide), windows))
+            except (av.FFmpegError, OSError):
+                pass    # the first pass's frames stand; cut frames may be a frame off
     elapsed = time.perf_counter() - t0
-    if series.n == 0:
-        raise MediaError(f"{one_line(str(media.path))}: video stream has no decodable frames")
-    if media.frame_count and series.n < 0.9 * media.frame_count and not problems:
-        problems.append(f"decoded {series.n} of {media.frame_count} frames: the file may be truncated")
+    step = 1.0 / float(media.fps) if media.fps_num else 1.0 / _measured_fps(series.times_s)
+    end = float(series.times_s[-1]) + step
+    if media.duration_s > 0 and end < 0.9 * media.duration_s and not problems:
+        problems.append(f"decoded {end:.2f} s of {media.duration_s:.2f} s: the file may be truncated")
     result = analyze_series(media, clip_index, series)
     return result.model_copy(update={"decode_s": round(elapsed, 3), "warnings": problems})
+
+
+MIN_PART_S = 8.0                    # a clip is read in parallel parts of at least this length
+_active = 0
+_active_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _running() -> Iterator[int]:
+    """Count the analyses running in this process; yield this one's share of the cores."""
+    global _active
+    with _active_lock:
+        _active += 1
+        share = max(1, _cpus() // _active)
+    try:
+        yield share
+    finally:
+        with _active_lock:
+            _active -= 1
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _read_in_parts(media: MediaInfo, share: int, reference_only: bool) -> FeatureSeries | None:
+    """The first pass split into `share` parts read in parallel, each by a one-thread decoder
+    (less CPU per frame than frame threads). None where the clip is short, its rate unknown,
+    or a part fails (the caller then reads it in one piece and reports any error)."""
+    if not media.fps_num or media.variable_frame_rate or media.duration_s <= 0:
+        return None
+    n = min(share, int(media.duration_s // MIN_PART_S))
+    if n < 2:
+        return None
+    fps = float(media.fps)
+    step = 1.0 / fps
+    cuts = [(round(media.duration_s * j / n * fps) - 0.5) * step for j in range(1, n)]
+    starts, ends = [-1.0] + cuts, cuts + [math.inf]
+
+    def part(j: int) -> FeatureSeries:
+        lead = starts[j] - 4 * step if j else -1.0     # a frame or two before: the first change
+        series = extract_series(decode_windows(media, [(lead, ends[j])], reference_only=reference_only))
+        return take(series, np.flatnonzero(series.times_s >= starts[j])) if j else series
+
+    try:
+        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="shots") as pool:
+            parts = list(pool.map(part, range(n)))
+    except (av.FFmpegError, OSError, MediaError):
+        return None
+    if any(p.n == 0 for p in parts):
+        return None
+    cols = {c: np.concatenate([getattr(p, c) for p in parts]) for c in _SERIES_COLUMNS}
+    return FeatureSeries(signatures=np.concatenate([p.signatures for p in parts]), **cols)
+
+
+def refine_windows(media: MediaInfo, series: FeatureSeries) -> list[tuple[float, float]]:
+    """Time spans (first and last frame, inclusive) the first pass skipped frames in and must
+    see whole: around each hard cut whose two sides are more than a frame apart, and from the
+    last frame seen to the clip end."""
+    if not media.fps_num or series.n < 2:
+        return []
+    step = 1.0 / float(media.fps)
+    t = series.times_s
+    out = []
+    for b in detect_boundaries(series, _sample_rate(media, t)):
+        if b.kind == "cut" and t[b.frame] - t[b.frame - 1] > 1.5 * step:
+            out.append((float(t[b.frame - 1]), float(t[b.frame])))
+    last = (media.frame_count - 1) * step if media.frame_count else media.duration_s - step
+    if last - t[-1] > 0.5 * step:
+        out.append((float(t[-1]), math.inf))
+    out.sort()
+    merged: list[tuple[float, float]] = []
+    for a, b in out:
+        if merged and a <= merged[-1][1] + step / 2:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def window_series(frames: Iterable[SmallFrame], windows: list[tuple[float, float]]) -> FeatureSeries:
+    """Feature rows of the second pass, one run per window: the first frame of each window
+    (already seen by the first pass) only gives the next its change, and a window whose first
+    frame did not come back is dropped (the first pass's rows stay)."""
+    parts: list[FeatureSeries] = []
+    builder, start, k = None, 0.0, -1
+    for frame in frames:
+        procs.check_interrupted()
+        j = next((i for i, (a, b) in enumerate(windows) if a - 1e-3 <= frame.time_s <= b + 1e-3), None)
+        if j is None:
+            continue
+        if j != k:
+            if builder is not None:
+                parts.append(_without_first(builder.build(), start))
+            builder, start, k = _SeriesBuilder(), windows[j][0], j
+        builder.add(frame.time_s, frame.key_frame, frame_features(frame.rgb))
+    if builder is not None:
+        parts.append(_without_first(builder.build(), start))
+    parts = [p for p in parts if p.n]
+    if not parts:
+        return _SeriesBuilder().build()
+    cols = {c: np.concatenate([getattr(p, c) for p in parts]) for c in _SERIES_COLUMNS}
+    return FeatureSeries(signatures=np.concatenate([p.signatures for p in parts]), **cols)
+
+
+def _without_first(series: FeatureSeries, start: float) -> FeatureSeries:
+    if series.n == 0 or abs(series.times_s[0] - start) > 1e-3:
+        return take(series, np.arange(0))
+    return take(series, np.arange(1, series.n))
