@@ -21,6 +21,8 @@ found, median beat error about 1-2 ms, for wav/flac/ogg/mp3/m4a and audio in mp4
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     import av
 
 from ..errors import MediaError
+from .spectra import SongSpectra, mean_tempogram, mfcc, onset_strength, positive_flux, song_spectra
 
 SAMPLE_RATE_HZ = 22050
 HOP = 256                      # coarse analysis hop: 11.6 ms
@@ -53,6 +56,7 @@ NOVELTY_WINDOW_BARS = 4
 START_TOLERANCE_S = 0.015      # timing precision of a refined beat
 SEEK_MIN_OFFSET_S = 10.0       # below this, decoding from the start is cheaper than seeking safely
 SEEK_MARGIN_S = 2.0
+TEMPO_WINDOW_S = 8.0           # librosa.feature.tempo's ac_size: the autocorrelation window
 
 
 class Section(BaseModel):
@@ -108,93 +112,99 @@ def _reason(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _decode_frames(container: av.container.InputContainer, stream: av.audio.stream.AudioStream,
-                   sample_rate_hz: int) -> tuple[np.ndarray, float | None]:
-    """Decode the stream from the container's current position -> (mono float32, first frame time).
+class SongReader:
+    """Mono samples of a song's first audio stream from an offset on, in blocks, so a long
+    song never sits in memory whole. After the blocks are read, `file_duration_s` holds the
+    file's length and `samples` how many were given.
 
-    The first decoded frame's time (None when unknown) anchors the returned samples; the
-    resampler output is contiguous, so sample k sits at anchor + k / rate.
+    Sample 0 of the file is the first decoded sample. Long offsets seek (to a point before the
+    target) and then drop samples counted from the decoded frame's timestamp, measured against
+    the first frame's timestamp so each container's timestamp convention cancels out.
     """
-    import av
 
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate_hz)
-    chunks: list[np.ndarray] = []
-    first_time: float | None = None
-    got_frame = False
-    try:
-        for frame in container.decode(stream):
-            if not got_frame:
-                got_frame = True
-                first_time = frame.time
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))
-        for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        # a damaged tail: keep what decoded when it is substantial, else report the file
-        if sum(c.size for c in chunks) < sample_rate_hz:
-            raise MediaError(f"{Path(container.name)}: cannot decode audio ({_reason(exc)})") from exc
-    samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
-    return samples, (first_time if got_frame else None)
+    def __init__(self, path: Path, start_offset_s: float = 0.0, sample_rate_hz: int = SAMPLE_RATE_HZ) -> None:
+        self.path = Path(path)
+        if start_offset_s < 0:
+            raise MediaError(f"{self.path}: start offset {start_offset_s} s is negative")
+        self.start_offset_s, self.rate = start_offset_s, sample_rate_hz
+        self.file_duration_s = 0.0
+        self.samples = 0
+
+    def expected_samples(self) -> int:
+        """About how many samples blocks() will give, from the container's duration (0: unknown)."""
+        container, _ = _open_audio(self.path)
+        with container:
+            seconds = container.duration / 1_000_000 if container.duration else 0.0
+        return max(0, int((seconds - self.start_offset_s) * self.rate))
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        import av
+
+        container, stream = _open_audio(self.path)
+        with container:
+            frames, skipped_s = self._positioned(container, stream)
+            drop = int(round((self.start_offset_s - skipped_s) * self.rate))
+            decoded = 0
+            try:
+                for block in _resampled(frames, av.AudioResampler(format="flt", layout="mono", rate=self.rate)):
+                    decoded += block.size
+                    if drop >= block.size:
+                        drop -= block.size
+                        continue
+                    block, drop = block[drop:], 0
+                    self.samples += block.size
+                    yield block
+            except (av.FFmpegError, OSError, ValueError) as exc:
+                # a damaged tail: keep what decoded when it is substantial, else report the file
+                if decoded < self.rate:
+                    raise MediaError(f"{self.path}: cannot decode audio ({_reason(exc)})") from exc
+            self.file_duration_s = skipped_s + decoded / self.rate
+        if decoded == 0:
+            raise MediaError(f"{self.path}: the audio stream holds no samples")
+        if self.samples == 0:
+            raise MediaError(f"{self.path}: start offset {self.start_offset_s:.2f} s is beyond the end of the "
+                             f"audio ({self.file_duration_s:.2f} s)")
+
+    def _positioned(self, container: av.container.InputContainer, stream: av.audio.stream.AudioStream
+                    ) -> tuple[Iterator[av.AudioFrame], float]:
+        """The frames to decode and the seconds of file before the first of them: from a seek
+        to shortly before a long offset when the container's timestamps allow, else from 0."""
+        import av
+
+        if self.start_offset_s >= SEEK_MIN_OFFSET_S:
+            try:
+                anchor = next(iter(container.decode(stream))).time  # time of file sample 0
+                if anchor is not None and stream.time_base is not None:
+                    target_s = anchor + self.start_offset_s - SEEK_MARGIN_S
+                    container.seek(int(target_s / stream.time_base), stream=stream, backward=True)
+                    frames = iter(container.decode(stream))
+                    first = next(frames)
+                    skipped_s = first.time - anchor if first.time is not None else -1.0
+                    if 0 <= skipped_s <= self.start_offset_s:
+                        return itertools.chain([first], frames), round(skipped_s * self.rate) / self.rate
+            except (av.FFmpegError, OSError, ValueError, StopIteration):
+                pass
+            container.seek(0, stream=stream, backward=True)
+        return iter(container.decode(stream)), 0.0
+
+
+def _resampled(frames: Iterator[av.AudioFrame], resampler: av.AudioResampler) -> Iterator[np.ndarray]:
+    """Mono float32 blocks; contiguous, so sample k of the output sits at (first frame's time)
+    + k / rate."""
+    for frame in frames:
+        for out in resampler.resample(frame):
+            yield out.to_ndarray().reshape(-1)
+    for out in resampler.resample(None):
+        yield out.to_ndarray().reshape(-1)
 
 
 def decode_audio(path: Path, start_offset_s: float = 0.0, sample_rate_hz: int = SAMPLE_RATE_HZ
                  ) -> tuple[np.ndarray, float]:
-    """Decode the first audio stream to mono float32 -> (samples from the offset on, file duration s).
-
-    Sample 0 of the file is the first decoded sample. Long offsets seek (to a point before the
-    target) and then trim by sample count from the decoded frame's timestamp, measured against
-    the first frame's timestamp so each container's timestamp convention cancels out.
-    """
-    path = Path(path)
-    if start_offset_s < 0:
-        raise MediaError(f"{path}: start offset {start_offset_s} s is negative")
-    samples: np.ndarray | None = None
-    skipped_s = 0.0
-    if start_offset_s >= SEEK_MIN_OFFSET_S:
-        container, stream = _open_audio(path)
-        try:
-            samples, skipped_s = _decode_after_seek(container, stream, start_offset_s, sample_rate_hz)
-        finally:
-            container.close()
-    if samples is None:
-        container, stream = _open_audio(path)
-        try:
-            samples, _ = _decode_frames(container, stream, sample_rate_hz)
-        finally:
-            container.close()
-        skipped_s = 0.0
-    file_duration_s = skipped_s + samples.size / sample_rate_hz
-    if samples.size == 0:
-        raise MediaError(f"{path}: the audio stream holds no samples")
-    trim = int(round((start_offset_s - skipped_s) * sample_rate_hz))
-    if trim >= samples.size:
-        raise MediaError(
-            f"{path}: start offset {start_offset_s:.2f} s is beyond the end of the audio ({file_duration_s:.2f} s)"
-        )
-    return samples[max(trim, 0):], file_duration_s
-
-
-def _decode_after_seek(container: av.container.InputContainer, stream: av.audio.stream.AudioStream,
-                       start_offset_s: float, sample_rate_hz: int) -> tuple[np.ndarray | None, float]:
-    """Seek before the offset and decode -> (samples, seconds of file before them); None to fall back."""
-    import av
-
-    try:
-        anchor = next(iter(container.decode(stream))).time  # time of file sample 0
-        target_s = start_offset_s - SEEK_MARGIN_S
-        if anchor is None or stream.time_base is None:
-            return None, 0.0
-        container.seek(int((anchor + target_s) / stream.time_base), stream=stream, backward=True)
-        samples, first_time = _decode_frames(container, stream, sample_rate_hz)
-    except (av.FFmpegError, OSError, ValueError, StopIteration):
-        return None, 0.0
-    if first_time is None or samples.size == 0:
-        return None, 0.0
-    skipped_s = first_time - anchor
-    if skipped_s < 0 or skipped_s > start_offset_s:
-        return None, 0.0
-    return samples, round(skipped_s * sample_rate_hz) / sample_rate_hz
+    """The whole song from the offset on as one array -> (samples, file duration s). For tests
+    and short clips; the analysis itself reads blocks (SongReader)."""
+    reader = SongReader(path, start_offset_s, sample_rate_hz)
+    blocks = list(reader.blocks())
+    return np.concatenate(blocks).astype(np.float32, copy=False), reader.file_duration_s
 
 
 # --- spectra and onset envelopes ----------------------------------------------------------------
@@ -214,7 +224,7 @@ def log_flux(mel_db: np.ndarray, hop: int, sample_rate_hz: int) -> tuple[np.ndar
 
     Value k compares frames k and k+1, so it is stamped halfway between their centres.
     """
-    flux = np.maximum(0.0, np.diff(mel_db, axis=1)).mean(axis=0)
+    flux = positive_flux(mel_db)
     times_s = (np.arange(flux.size) + 0.5) * hop / sample_rate_hz
     return flux, times_s
 
@@ -248,7 +258,8 @@ def coarse_beats(onset_env: np.ndarray, sample_rate_hz: int, hop: int) -> tuple[
     """
     import librosa
 
-    tempo = librosa.feature.tempo(onset_envelope=onset_env, sr=sample_rate_hz, hop_length=hop)
+    win = int(librosa.time_to_frames(TEMPO_WINDOW_S, sr=sample_rate_hz, hop_length=hop))
+    tempo = librosa.feature.tempo(tg=mean_tempogram(onset_env, win)[:, None], sr=sample_rate_hz, hop_length=hop)
     tempo_bpm = float(np.atleast_1d(tempo)[0])
     _, frames = librosa.beat.beat_track(
         onset_envelope=onset_env, sr=sample_rate_hz, hop_length=hop, bpm=tempo_bpm, trim=False
@@ -476,8 +487,14 @@ def energy_curve(samples: np.ndarray, sample_rate_hz: int, hop_s: float = ENERGY
     import librosa
 
     rms = librosa.feature.rms(y=samples, frame_length=N_FFT, hop_length=HOP, center=True)[0]
+    return energy_from_rms(rms, samples.size, sample_rate_hz, hop_s, smooth_s)
+
+
+def energy_from_rms(rms: np.ndarray, n_samples: int, sample_rate_hz: int, hop_s: float = ENERGY_HOP_S,
+                    smooth_s: float = ENERGY_SMOOTH_S) -> np.ndarray:
+    """The energy curve from per-frame RMS (frames every HOP samples) of a signal of n_samples."""
     rms_times_s = np.arange(rms.size) * HOP / sample_rate_hz
-    n = max(1, int(np.floor(samples.size / sample_rate_hz / hop_s)) + 1)
+    n = max(1, int(np.floor(n_samples / sample_rate_hz / hop_s)) + 1)
     grid = np.interp(np.arange(n) * hop_s, rms_times_s, rms)
     grid = smooth(grid, int(round(smooth_s / hop_s)))
     ref = float(np.percentile(grid, 99)) if grid.size else 0.0
@@ -613,9 +630,9 @@ def section_boundaries(mel_db: np.ndarray, chroma: np.ndarray, energy: np.ndarra
 
     if downbeats_s.size < 2 * MIN_END_SECTION_BARS + 1:
         return []
-    mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=13)[1:]
+    coefficients = mfcc(mel_db, n_mfcc=13)[1:]
     loud = np.interp(frame_times_s, np.arange(energy.size) * hop_s, energy)[None, :]
-    features = np.vstack([mfcc, chroma, loud])
+    features = np.vstack([coefficients, chroma, loud])
     bars = bar_features(features, frame_times_s, downbeats_s, duration_s)
     bars = normalise_groups(bars, [(slice(0, 12), 1.0), (slice(12, 24), 0.7), (slice(24, 25), 1.5)])
     novelty = two_window_novelty(bars)
@@ -625,30 +642,37 @@ def section_boundaries(mel_db: np.ndarray, chroma: np.ndarray, energy: np.ndarra
 # --- entry point ---------------------------------------------------------------------------------
 
 
+def song_features(blocks: Iterable[np.ndarray], sample_rate_hz: int = SAMPLE_RATE_HZ,
+                  expected_samples: int = 0) -> SongSpectra:
+    """Every per-frame feature the analysis uses, computed block by block (spectra.py)."""
+    return song_spectra(blocks, sample_rate_hz, N_FFT, HOP, N_MELS, FINE_N_FFT, FINE_HOP, FINE_N_MELS, LOW_BAND_HZ,
+                        fine_prepad=FINE_N_FFT, fine_fade=int(0.02 * sample_rate_hz), min_samples=N_FFT,
+                        expected_samples=expected_samples)
+
+
 def analyze_samples(samples: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> dict:
     """The numeric core on mono samples -> the MusicAnalysis fields that depend on them."""
+    return analyze_features(song_features([samples], sample_rate_hz), samples.size / sample_rate_hz, sample_rate_hz)
+
+
+def analyze_features(f: SongSpectra, duration_s: float, sample_rate_hz: int = SAMPLE_RATE_HZ) -> dict:
+    """Tempo, beats, downbeats, energy and sections from the song's per-frame features."""
     import librosa
 
-    duration_s = samples.size / sample_rate_hz
-    if samples.size < N_FFT:  # a fraction of a second: pad so every frame is well defined
-        samples = np.concatenate([samples, np.zeros(N_FFT - samples.size, dtype=samples.dtype)])
-    power = np.abs(librosa.stft(samples, n_fft=N_FFT, hop_length=HOP, center=True)) ** 2
-    mel = librosa.feature.melspectrogram(S=power, sr=sample_rate_hz, n_mels=N_MELS)
-    mel_db = librosa.power_to_db(mel, ref=np.max, top_db=80.0)
-    onset_env = librosa.onset.onset_strength(S=mel_db, sr=sample_rate_hz, hop_length=HOP, n_fft=N_FFT)
-    frame_times_s = np.arange(power.shape[1]) * HOP / sample_rate_hz
+    onset_env = onset_strength(f.mel_db, N_FFT, HOP)
+    frame_times_s = np.arange(f.mel_db.shape[1]) * HOP / sample_rate_hz
 
     coarse_s, tempo_estimate = coarse_beats(onset_env, sample_rate_hz, HOP)
-    fine_env, fine_times_s = fine_onset_envelope(samples, sample_rate_hz)
+    fine_env, fine_times_s = log_flux(f.fine_mel_db, FINE_HOP, sample_rate_hz)
+    fine_times_s = fine_times_s - FINE_N_FFT / sample_rate_hz + FINE_ONSET_LEAD_S   # the peak leads the attack
     beats_s = refine_beats(coarse_s, fine_env, fine_times_s, duration_s)
     tempo_bpm = tempo_from_beats(beats_s, tempo_estimate)
 
-    phase = downbeat_phase(accent_at(beats_s, low_band_db(mel, sample_rate_hz), frame_times_s))
+    phase = downbeat_phase(accent_at(beats_s, f.low_band_db, frame_times_s))
     downbeats_s = beats_s[phase::BEATS_PER_BAR]
 
-    energy = energy_curve(samples, sample_rate_hz)[: int(duration_s / ENERGY_HOP_S) + 1]
-    chroma = librosa.feature.chroma_stft(S=power, sr=sample_rate_hz, tuning=0.0)  # no tuning search: 0.5 s saved
-    boundaries = section_boundaries(mel_db, chroma, energy, frame_times_s, downbeats_s, duration_s, ENERGY_HOP_S)
+    energy = energy_from_rms(f.rms, f.samples, sample_rate_hz)[: int(duration_s / ENERGY_HOP_S) + 1]
+    boundaries = section_boundaries(f.mel_db, f.chroma, energy, frame_times_s, downbeats_s, duration_s, ENERGY_HOP_S)
     return dict(
         duration_s=duration_s,
         tempo_bpm=round(tempo_bpm, 3),
@@ -663,11 +687,13 @@ def analyze_samples(samples: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -
 
 def analyze_music(path: Path, start_offset_s: float = 0.0) -> MusicAnalysis:
     """Decode `path` from `start_offset_s` on and find tempo, beats, downbeats, energy and sections.
+    The song streams through the analysis in blocks: memory stays flat for an hour-long mix.
 
     Raises MediaError (one line, naming the file) for a missing or unreadable file, a file
     without audio, or an offset beyond its end.
     """
     path = Path(path)
-    samples, file_duration_s = decode_audio(path, start_offset_s, SAMPLE_RATE_HZ)
-    fields = analyze_samples(samples, SAMPLE_RATE_HZ)
-    return MusicAnalysis(path=path, start_offset_s=start_offset_s, file_duration_s=file_duration_s, **fields)
+    reader = SongReader(path, start_offset_s, SAMPLE_RATE_HZ)
+    features = song_features(reader.blocks(), SAMPLE_RATE_HZ, reader.expected_samples())
+    fields = analyze_features(features, reader.samples / SAMPLE_RATE_HZ, SAMPLE_RATE_HZ)
+    return MusicAnalysis(path=path, start_offset_s=start_offset_s, file_duration_s=reader.file_duration_s, **fields)
