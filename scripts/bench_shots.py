@@ -12,13 +12,14 @@ every thread and child process included; proc CPU s = the whole process (imports
 A found boundary matches a hard cut within +-2 frames and a fade or dissolve anywhere in its span.
 
     pip install 'montage-ai[bench]'        # PySceneDetect (a benchmark dependency only)
-    python scripts/bench_shots.py [--runs 3] [--rebuild]
+    python scripts/bench_shots.py [--runs 3] [--rebuild] [--before OLD_SHOTS_PY]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -30,9 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "media"
 sys.path.insert(0, str(ROOT / "engine"))
 
-DETECTORS = ("montage", "scenedetect-content", "scenedetect-adaptive", "pyav-decode")
+DETECTORS = ("montage", "montage-before", "scenedetect-content", "scenedetect-adaptive", "pyav-decode")
 LABELS = {
     "montage": "Montage AI analyze_clip",
+    "montage-before": "Montage AI before (--before FILE)",
     "scenedetect-content": "PySceneDetect ContentDetector()",
     "scenedetect-adaptive": "PySceneDetect AdaptiveDetector()",
     "pyav-decode": "PyAV threaded decode (reference)",
@@ -44,10 +46,27 @@ def _cpu() -> float:
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
 
+def _shots_module(source: str | None):
+    """The engine's shots module, or another version of it (a file, e.g. from `git show`) loaded
+    in its place inside the package, so its relative imports resolve."""
+    if not source:
+        from montage_ai.analysis import shots
+        return shots
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("montage_ai.analysis._shots_other", source)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_one(name: str, path: Path) -> dict:
     """In the child process: detect, and report frames, boundaries, wall and CPU of the call."""
-    if name == "montage":
-        from montage_ai.analysis.shots import analyze_clip
+    if name in ("montage", "montage-before"):
+        import os
+
+        analyze_clip = _shots_module(os.environ.get("BENCH_SHOTS_BEFORE") if name == "montage-before" else None).analyze_clip
         from montage_ai.media.probe import probe
 
         media = probe(path)
@@ -115,6 +134,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--rebuild", action="store_true", help="build the corpus again")
     ap.add_argument("--only", nargs="*", choices=DETECTORS, help="run only these")
+    ap.add_argument("--before", metavar="FILE", help="another version of analysis/shots.py to compare, e.g. "
+                    "`git show REV:engine/montage_ai/analysis/shots.py > /tmp/shots_before.py`")
     ap.add_argument("--one", nargs=2, metavar=("DETECTOR", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -134,9 +155,17 @@ def main() -> None:
     except ImportError:
         print("PySceneDetect not installed (pip install 'montage-ai[bench]'): skipping its rows")
         names = [n for n in (args.only or DETECTORS) if not n.startswith("scenedetect")]
+    if args.before:
+        os.environ["BENCH_SHOTS_BEFORE"] = str(Path(args.before).resolve())
+    else:
+        names = [n for n in names if n != "montage-before"]
+    results: dict[str, list[dict]] = {n: [] for n in names}
+    for _ in range(args.runs):          # interleaved, so a busy spell hits every detector alike
+        for name in names:
+            results[name].append(measured(name, truth.path))
     rows = []
     for name in names:
-        runs = [measured(name, truth.path) for _ in range(args.runs)]
+        runs = results[name]
         wall = statistics.median(r["wall"] for r in runs)
         cpu = statistics.median(r["cpu"] for r in runs)
         proc = statistics.median(r["proc_cpu"] for r in runs)

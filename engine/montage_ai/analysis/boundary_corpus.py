@@ -109,7 +109,7 @@ def build_corpus(path: Path, media: Path, segments: Sequence[Segment], joins: Se
             length += seg.frames
         else:
             d = join.frames
-            mode = {"fade": "fadeblack", "dissolve": "dissolve"}[join.kind]
+            mode = {"fade": "fadeblack", "dissolve": "fade"}[join.kind]   # xfade "fade" is the cross-dissolve
             graph.append(f"[{cur}][s{i}]xfade=transition={mode}:duration={d / fps:.4f}:"
                          f"offset={(length - d) / fps:.4f}[{out}]")
             truth.append((join.kind, length - d, length - 1))
@@ -174,8 +174,8 @@ BENCH_JOINS[20] = Join("fade", 16)
 
 # The tests' corpus: 10 s, 360p, three cuts, a fade, a dissolve, a flash and a flicker shot.
 TEST_SEGMENTS = [
-    Segment(BBB, 2.0, 40), Segment(PEO, 40.0, 35), Segment(BBB, 12.2, 60, effect="flash"),
-    Segment(BOT, 12.0, 35), Segment(CAR, 2.0, 40), Segment(PEO, 70.0, 55, effect="flicker"),
-    Segment(BBB, 24.0, 40),
+    Segment(BBB, 2.0, 40), Segment(BOT, 12.0, 35), Segment(BBB, 12.2, 75, effect="flash"),
+    Segment(PEO, 40.0, 35), Segment(BBB, 16.0, 40), Segment(CAR, 2.0, 40),
+    Segment(PEO, 70.0, 55, effect="flicker"),
 ]
 TEST_JOINS = [Join("cut"), Join("cut"), Join("fade", 16), Join("dissolve", 14), Join("cut"), Join("cut")]

@@ -1,0 +1,122 @@
+"""Shot boundaries where the answer is known by construction: lavfi pictures cut together, a
+lavfi shot with flashes, a strobe and flicker laid over it, and a corpus of real footage
+(../shared/media) with hard cuts, a fade through black, a cross-dissolve, flashes and flicker.
+
+The analysis reads reference frames first and every frame only around cuts: these tests check
+that cut frames stay exact although frames were skipped, and that flicker is not a cut."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from montage_ai.analysis import shots as S
+from montage_ai.analysis.boundary_corpus import TEST_JOINS, TEST_SEGMENTS, build_corpus, score
+from montage_ai.analysis.shots import analyze_clip
+from montage_ai.media.ffmpeg import run_ffmpeg
+from montage_ai.media.probe import probe
+
+FPS = 25
+LAVFI_SHOTS = (  # (source, frames): moving pictures, so nothing is frozen and every frame differs
+    ("testsrc2=s=320x180:r=25", 37),
+    ("life=s=320x180:r=25:mold=10:ratio=0.1:death_color=#C83232:life_color=#00ff00", 41),
+    ("mandelbrot=s=320x180:r=25", 44),
+    ("testsrc2=s=320x180:r=25,hflip,hue=h=120", 39),
+    ("cellauto=s=320x180:r=25:rule=110,format=rgb24,colorchannelmixer=rr=0.2:gb=0.9", 43),
+)
+
+
+def _x264(path, *inputs_and_filters):
+    """H.264 with x264's default B-frames (about half of them never referenced: the first pass
+    skips those) and no scene-cut keyframes (keyframes say nothing about cuts)."""
+    run_ffmpeg([*inputs_and_filters, "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
+                "-g", "48", "-x264-params", "scenecut=0", "-r", str(FPS), path], what="test clip")
+
+
+@pytest.fixture(scope="module")
+def lavfi_cuts(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lavfi") / "cuts.mp4"
+    args: list[str] = []
+    for src, _ in LAVFI_SHOTS:
+        args += ["-f", "lavfi", "-i", src]
+    chains = [f"[{i}:v]trim=end_frame={n},setpts=PTS-STARTPTS,format=yuv420p,setsar=1[v{i}]"
+              for i, (_, n) in enumerate(LAVFI_SHOTS)]
+    joined = "".join(f"[v{i}]" for i in range(len(LAVFI_SHOTS)))
+    graph = ";".join(chains) + f";{joined}concat=n={len(LAVFI_SHOTS)}:v=1:a=0[out]"
+    _x264(path, *args, "-filter_complex", graph, "-map", "[out]")
+    cuts = list(np.cumsum([n for _, n in LAVFI_SHOTS])[:-1])
+    return path, [int(c) for c in cuts], sum(n for _, n in LAVFI_SHOTS)
+
+
+def test_lavfi_hard_cuts_exact_though_frames_were_skipped(lavfi_cuts):
+    path, cuts, frames = lavfi_cuts
+    a = analyze_clip(probe(path), 0)
+    print(f"\nlavfi cuts {cuts}: found {[(b.frame, b.kind) for b in a.boundaries]}, "
+          f"{a.frames_analyzed} of {frames} frames decoded")
+    assert [b.frame for b in a.boundaries] == cuts
+    assert all(b.kind == "cut" for b in a.boundaries)
+    assert a.frames_analyzed < 0.8 * frames          # the first pass skipped non-reference frames
+    assert [s.start_frame for s in a.shots] == [0] + cuts
+    assert [round(s.start_s * FPS) for s in a.shots] == [0] + cuts
+    assert a.shots[-1].end_frame == frames and a.shots[-1].end_s == pytest.approx(frames / FPS, abs=1e-3)
+
+
+def test_lavfi_every_frame_gives_the_same_cuts(lavfi_cuts, monkeypatch):
+    path, cuts, frames = lavfi_cuts
+    monkeypatch.setenv("MONTAGE_SHOTS_EVERY_FRAME", "1")
+    a = analyze_clip(probe(path), 0)
+    assert a.frames_analyzed == frames
+    assert [b.frame for b in a.boundaries] == cuts
+
+
+def test_flashes_strobe_and_flicker_inside_one_shot_are_not_cuts(tmp_path):
+    path = tmp_path / "flicker.mp4"
+    disturb = ",".join([
+        "drawbox=x=0:y=0:w=iw:h=ih:c=white:t=fill:enable='eq(n,20)'",          # one white frame
+        "eq=brightness=0.45:contrast=0.8:enable='between(n,45,46)'",            # a two-frame burst
+        "drawbox=x=0:y=0:w=iw/2:h=ih:c=white@0.8:t=fill:enable='eq(n,70)'",     # a half-frame camera flash
+        "eq=brightness=0.5:enable='between(n,90,130)*lt(mod(n,4),1)'",          # a strobe
+        "eq=eval=frame:brightness='between(n,140,190)*(0.16*sin(n*2.3)+0.09*sin(n*5.1+1))'"
+        ":contrast='1+between(n,140,190)*0.25*sin(n*3.7)'",                     # firelight-like flicker
+    ])
+    _x264(path, "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=8", "-vf", disturb)
+    a = analyze_clip(probe(path), 0)
+    assert a.boundaries == [], [(b.frame, b.kind) for b in a.boundaries]
+    assert len(a.shots) == 1
+
+
+def test_same_layout_tells_flicker_from_a_cut():
+    rng = np.random.default_rng(3)
+    scene = rng.integers(0, 256, (S.SIG_ROWS * S.SIG_COLS * 3,)).astype(np.float32)
+    other = rng.integers(0, 256, scene.shape).astype(np.float32)
+    gains = [1.0, 1.0, 0.5, 1.3, 0.8, 1.0]          # brightness swings of the same picture
+    flicker = np.stack([np.clip(scene * g + 10 * i, 0, 255) for i, g in enumerate(gains)]).astype(np.uint8)
+    cut = np.stack([scene, scene, scene, other, other, other]).astype(np.uint8)
+    n = len(gains)
+    base = S.FeatureSeries(times_s=np.arange(n) / 25, key_frame=np.zeros(n), brightness=np.full(n, 0.5),
+                           dark_share=np.zeros(n), bright_share=np.zeros(n), sharpness_raw=np.full(n, 500.0),
+                           contrast=np.full(n, 1000.0), motion_raw=np.zeros(n), motion_peak=np.zeros(n),
+                           sig_change=np.zeros(n), hist_change=np.zeros(n), signatures=flicker)
+    assert S.same_layout(base, 3)
+    base.signatures = cut
+    assert not S.same_layout(base, 3)
+
+
+@pytest.mark.real_media
+def test_real_footage_corpus(shared_media, tmp_path):
+    truth = build_corpus(tmp_path / "corpus.mp4", shared_media, TEST_SEGMENTS, TEST_JOINS,
+                         width=640, height=360, preset="veryfast")
+    a = analyze_clip(probe(truth.path), 0)
+    found = [(b.frame, b.kind) for b in a.boundaries]
+    p, r, f = score([b.frame for b in a.boundaries], truth.boundaries)
+    print(f"\nreal corpus: truth {truth.boundaries}; found {found}; precision {p:.2f} recall {r:.2f}; "
+          f"{a.frames_analyzed} of {truth.frame_count} frames decoded")
+    for kind, first, last in truth.boundaries:
+        if kind == "cut":       # hard cuts within a frame (exact, in practice)
+            assert any(abs(b.frame - first) <= 1 and b.kind == "cut" for b in a.boundaries), (first, found)
+        else:                   # the fade and the dissolve, somewhere in their span, as such
+            assert any(first <= b.frame <= last and b.kind == kind for b in a.boundaries), (kind, first, found)
+    for _, first, last in truth.disturbances:   # flashes and flicker inside one shot
+        assert not any(first - 2 <= b.frame <= last + 2 for b in a.boundaries), (first, last, found)
+    assert p == 1.0 and r == 1.0
+    assert a.frames_analyzed < truth.frame_count
