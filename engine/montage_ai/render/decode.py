@@ -21,7 +21,12 @@ from ..errors import RenderError
 from ..media.probe import open_media, pick_video_stream
 from .frame_rule import select
 
-SEEK_PREROLLS_S = (Fraction(1), Fraction(8), None)   # None: decode from the start
+# Seek this far before the first frame needed, then further back if the seek landed after it
+# (a sparse index); None: decode from the start. The keyframe found covers the rest.
+SEEK_PREROLLS_S = (Fraction(1, 8), Fraction(2), Fraction(10), None)
+# Frames this far before the first one needed are decoded only when other frames refer to them
+# (skip_frame NONREF): the GOP lead-in costs less.
+FULL_DECODE_BEFORE_S = Fraction(1, 2)
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,8 @@ def span_frames(path: Path, clock: SourceClock, targets: list[Fraction]) -> Iter
     if not targets:
         return
     for preroll in SEEK_PREROLLS_S:
-        timed = _timed_frames(path, clock, None if preroll is None else targets[0] - preroll)
+        timed = _timed_frames(path, clock, None if preroll is None else targets[0] - preroll,
+                              full_from=targets[0] - FULL_DECODE_BEFORE_S)
         first = next(timed, None)
         if first is None:
             raise _fail(path, "no video frames at or after the in-point")
@@ -89,25 +95,36 @@ def _chain(first: tuple[Fraction, av.VideoFrame],
     yield from rest
 
 
-def _timed_frames(path: Path, clock: SourceClock, seek_to: Fraction | None) -> Iterator[tuple[Fraction, av.VideoFrame]]:
-    """(media time, frame) from the keyframe before `seek_to` (None or <= 0: the start)."""
+def _timed_frames(path: Path, clock: SourceClock, seek_to: Fraction | None,
+                  full_from: Fraction | None = None) -> Iterator[tuple[Fraction, av.VideoFrame]]:
+    """(media time, frame) from the keyframe before `seek_to` (None or <= 0: the start). Before
+    media time `full_from` only reference frames are decoded: the others are never shown."""
     try:
         with open_media(path) as container:
             stream = pick_video_stream(container)
             if stream is None:
                 raise _fail(path, "no video stream")
             stream.thread_type = "AUTO"
+            ctx = stream.codec_context
             if seek_to is not None and seek_to > 0:
                 pts = clock.zero_pts + int(seek_to / clock.time_base)
                 container.seek(pts, stream=stream, backward=True, any_frame=False)
+            full_pts = None if full_from is None else clock.zero_pts + int(full_from / clock.time_base)
+            skipping = full_pts is not None
+            if skipping:
+                ctx.skip_frame = "NONREF"
             last = None
-            for frame in container.decode(stream):
-                if frame.pts is None:
-                    continue
-                t = clock.media_time(frame.pts)
-                if last is not None and t < last:
-                    continue          # a damaged file's out-of-order frame: keep presentation order
-                last = t
-                yield t, frame
+            for packet in container.demux(stream):
+                if skipping and (packet.pts is None or packet.pts >= full_pts):
+                    ctx.skip_frame = "DEFAULT"
+                    skipping = False
+                for frame in packet.decode():
+                    if frame.pts is None:
+                        continue
+                    t = clock.media_time(frame.pts)
+                    if last is not None and t < last:
+                        continue          # a damaged file's out-of-order frame: keep presentation order
+                    last = t
+                    yield t, frame
     except av.FFmpegError as exc:
         raise _fail(path, f"cannot decode ({exc})") from exc
