@@ -12,7 +12,7 @@ import pytest
 from media_tools import decode_audio_mono, decode_frames, make_counter_clip, read_counter, video_facts
 from montage_ai.errors import MontageError
 from montage_ai.media.ffmpeg import run_ffmpeg
-from montage_ai.render.conform import render
+from montage_ai.render.conform import plan_chunks, render
 from montage_ai.timeline.read import read_timeline
 
 RT = otio.opentime.RationalTime
@@ -156,3 +156,38 @@ def test_missing_media_is_listed_and_relinked(media, tmp_path):
     tl = _timeline([_clip(Path("/nowhere/c25.mp4"), 0, 5, 25)], 25)
     spec = read_timeline(tl, search_dirs=[moved])
     assert spec.pieces[0].a.path == (moved / "c25.mp4").resolve()
+
+
+def test_a_killed_render_resumes_from_its_finished_chunks(media, tmp_path):
+    """SIGKILL mid-render (no cleanup runs), render again: finished chunks are reused, the
+    rest rendered, and every frame is right."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    items = [_clip(media["c25"], 5 * i, 50, 25) for i in range(3)] + [_clip(media["g25"], 7 * i, 50, 25) for i in range(3)]
+    tl = _timeline(items, 25)
+    path = tmp_path / "cut.otio"
+    otio.adapters.write_to_file(tl, str(path))
+    cache = tmp_path / "cache"
+    code = ("import sys, opentimelineio as otio; from pathlib import Path; "
+            "from montage_ai.render.conform import render; from montage_ai.timeline.read import read_timeline; "
+            "render(read_timeline(otio.adapters.read_from_file(sys.argv[1])), Path(sys.argv[2]), Path(sys.argv[3]), "
+            "workers=1, progress=False, encoder_threads=1)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path), str(tmp_path / "killed.mp4"), str(cache)])
+    deadline = time.monotonic() + 60
+    def finished() -> int:   # chunk files in place (not the hidden temporary one being written)
+        return len([p for p in (cache / "chunks").glob("*.mp4") if not p.name.startswith(".")])
+
+    while time.monotonic() < deadline and not finished():
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done, total = finished(), len(plan_chunks(read_timeline(tl)))
+    assert 1 <= done < total and not (tmp_path / "killed.mp4").exists()
+    result = render(read_timeline(tl), tmp_path / "out.mp4", cache, workers=2, progress=False)
+    assert result.chunks_cached == done and result.chunks_rendered == total - done
+    got = [read_counter(f) for f in decode_frames(tmp_path / "out.mp4")]
+    assert got == [n for i in range(3) for n in range(5 * i, 5 * i + 50)] + [n for i in range(3) for n in range(7 * i, 7 * i + 50)]
