@@ -95,7 +95,7 @@ def test_docker_argv_maps_host_paths_to_volumes(tmp_path):
     assert f"{home / '.config' / 'cgpu'}:/home/montage/.config/cgpu" in argv
     assert argv[argv.index("--memory") + 1] == "4g"          # environment beats .env
     assert "CGPU_ENABLED=1" in argv and "MAX_PARALLEL_JOBS=1" in argv
-    assert "CGPU_HOST=host.docker.internal" in argv          # the host's cgpu serve
+    assert not any(a.startswith("CGPU_HOST=") for a in argv)  # unset: the entry point maps it to the host
     tail = argv[argv.index("montage-ai:latest") + 1:]
     assert tail == ["run", "--style", "fast", "--clips", "/data/input", "--music", "/data/music/a b.mp3",
                     "--out", "/data/output"]
@@ -165,3 +165,17 @@ def test_dry_run_is_shell_quoted(tmp_path):
         pytest.skip("no docker client on PATH")
     words = shlex.split(out.stdout)
     assert f"{tmp_path / 'my clips'}:/data/input:ro" in words and "/data/music/it's.ogg" in words
+
+
+@pytest.mark.parametrize("given, seen", [("", "host.docker.internal"), ("127.0.0.1", "host.docker.internal"),
+                                         ("localhost", "host.docker.internal"), ("10.0.0.5", "10.0.0.5")])
+def test_the_entry_point_reads_this_machine_as_the_host(tmp_path, given, seen):
+    """The image's entry point, run by sh as in the image: the one place CGPU_HOST is mapped."""
+    import subprocess
+
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path),
+           "MONTAGE_CACHE_DIR": str(tmp_path / "cache"), "CGPU_HOST": given}
+    done = subprocess.run(["sh", str(ROOT / "scripts" / "docker-entrypoint.sh"), "doctor"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    director = [ln for ln in done.stdout.splitlines() if ln.startswith("director") and "cgpu serve" in ln]
+    assert director and f" at {seen}:" in director[0], done.stdout[-2000:] + done.stderr[-2000:]

@@ -37,7 +37,6 @@ PASS_THROUGH = ["CGPU_ENABLED", "CGPU_HOST", "CGPU_PORT", "CGPU_MODEL", "CGPU_GP
                 "MONTAGE_KEEP_CLIP_AUDIO", "MONTAGE_CRF", "MONTAGE_X264_PRESET", "MONTAGE_FORCE"]
 MAPPED = ["MONTAGE_CLIPS", "MONTAGE_MUSIC", "MONTAGE_OUT", "MONTAGE_CACHE_DIR"]
 HOST_ONLY = ["CGPU_BIND"]             # how cgpu-start listens on the host; meaningless inside
-LOCAL_HOSTS = {"", "127.0.0.1", "localhost", "::1"}
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -195,9 +194,9 @@ def docker_argv(args: list[str], env: dict[str, str], cwd: Path, home: Path, uid
     cgpu_config = Path(env.get("CGPU_CONFIG_DIR", home / ".config" / "cgpu"))
     if cgpu_config.is_dir():
         mounts += ["-v", f"{cgpu_config}:/home/montage/.config/cgpu"]
+    # CGPU_HOST goes in as the user set it: the image's entry point (scripts/docker-entrypoint.sh)
+    # is the one place that reads "this machine" as the host, for compose and for --docker alike
     passed = {k: env[k] for k in PASS_THROUGH if k in env}
-    if passed.get("CGPU_HOST", "") in LOCAL_HOSTS:
-        passed["CGPU_HOST"] = "host.docker.internal"   # the host's cgpu serve, seen from the container
     passed["MONTAGE_HOST_CGPU"] = host_cgpu_state(env, home)   # lets doctor in the container say why
     memory_gb = float(passed.get("MEMORY_LIMIT_GB", "8"))
     argv = ["docker", "run", "--rm", "--init", "--user", f"{uid}:{gid}",
