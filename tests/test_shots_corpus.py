@@ -120,3 +120,19 @@ def test_real_footage_corpus(shared_media, tmp_path):
         assert not any(first - 2 <= b.frame <= last + 2 for b in a.boundaries), (first, last, found)
     assert p == 1.0 and r == 1.0
     assert a.frames_analyzed < truth.frame_count
+
+
+def test_parts_read_in_parallel_give_the_same_analysis(lavfi_cuts, monkeypatch):
+    """A long clip is read in parts by parallel decoders (each followed by its own second pass):
+    the result is the one a single reading gives."""
+    path, cuts, _ = lavfi_cuts
+    media = probe(path)
+    monkeypatch.setattr(S, "_cpus", lambda: 1)
+    whole = analyze_clip(media, 0)
+    monkeypatch.setattr(S, "_cpus", lambda: 3)
+    monkeypatch.setattr(S, "MIN_PART_S", 2.0)       # 8 s: three parts, seams inside shots and near cuts
+    parts = analyze_clip(media, 0)
+    assert [b.frame for b in parts.boundaries] == [b.frame for b in whole.boundaries] == cuts
+    assert parts.sample_times_s == whole.sample_times_s
+    assert parts.shots == whole.shots and parts.unusable == whole.unusable
+    assert np.allclose(parts.motion, whole.motion) and np.allclose(parts.sharpness, whole.sharpness)

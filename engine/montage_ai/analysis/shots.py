@@ -773,14 +773,8 @@ def analyze_clip(media: MediaInfo, clip_index: int) -> ClipAnalysis:
                                                         threads=share > 1))
         if series.n == 0:
             raise MediaError(f"{one_line(str(media.path))}: video stream has no decodable frames")
-        windows = refine_windows(media, series) if sparse and not problems else []
-        if windows:
-            step = 1.0 / float(media.fps)
-            wide = [(a - step / 2, b + step / 2) for a, b in windows]
-            try:
-                series = merge_series(series, window_series(decode_windows(media, wide), windows))
-            except (av.FFmpegError, OSError):
-                pass    # the first pass's frames stand; cut frames may be a frame off
+        if sparse and not problems:
+            series = refine(media, series)
     elapsed = time.perf_counter() - t0
     step = 1.0 / float(media.fps) if media.fps_num else 1.0 / _measured_fps(series.times_s)
     end = float(series.times_s[-1]) + step
@@ -818,7 +812,7 @@ def _cpus() -> int:
 
 def _read_in_parts(media: MediaInfo, share: int, reference_only: bool) -> FeatureSeries | None:
     """The first pass split into `share` parts read in parallel, each by a one-thread decoder
-    (less CPU per frame than frame threads). None where the clip is short, its rate unknown,
+    (less CPU per frame than frame threads), each followed by its own second pass. None where the clip is short, its rate unknown,
     or a part fails (the caller then reads it in one piece and reports any error)."""
     if not media.fps_num or media.variable_frame_rate or media.duration_s <= 0:
         return None
@@ -833,7 +827,10 @@ def _read_in_parts(media: MediaInfo, share: int, reference_only: bool) -> Featur
     def part(j: int) -> FeatureSeries:
         lead = starts[j] - 4 * step if j else -1.0     # a frame or two before: the first change
         series = extract_series(decode_windows(media, [(lead, ends[j])], reference_only=reference_only))
-        return take(series, np.flatnonzero(series.times_s >= starts[j])) if j else series
+        if j:
+            series = take(series, np.flatnonzero(series.times_s >= starts[j]))
+        # the part's own second pass, while the other parts still read (cuts at the seams: later)
+        return refine(media, series, tail=j == n - 1) if reference_only and series.n else series
 
     try:
         with ThreadPoolExecutor(max_workers=n, thread_name_prefix="shots") as pool:
@@ -846,7 +843,20 @@ def _read_in_parts(media: MediaInfo, share: int, reference_only: bool) -> Featur
     return FeatureSeries(signatures=np.concatenate([p.signatures for p in parts]), **cols)
 
 
-def refine_windows(media: MediaInfo, series: FeatureSeries) -> list[tuple[float, float]]:
+def refine(media: MediaInfo, series: FeatureSeries, tail: bool = True) -> FeatureSeries:
+    """The second pass: `series` with every frame of `refine_windows` merged in."""
+    windows = refine_windows(media, series, tail)
+    if not windows:
+        return series
+    step = 1.0 / float(media.fps)
+    wide = [(a - step / 2, b + step / 2) for a, b in windows]
+    try:
+        return merge_series(series, window_series(decode_windows(media, wide), windows))
+    except (av.FFmpegError, OSError):
+        return series   # the first pass's frames stand; cut frames may be a frame off
+
+
+def refine_windows(media: MediaInfo, series: FeatureSeries, tail: bool = True) -> list[tuple[float, float]]:
     """Time spans (first and last frame, inclusive) the first pass skipped frames in and must
     see whole: around each hard cut whose two sides are more than a frame apart, and from the
     last frame seen to the clip end."""
@@ -859,7 +869,7 @@ def refine_windows(media: MediaInfo, series: FeatureSeries) -> list[tuple[float,
         if b.kind == "cut" and t[b.frame] - t[b.frame - 1] > 1.5 * step:
             out.append((float(t[b.frame - 1]), float(t[b.frame])))
     last = (media.frame_count - 1) * step if media.frame_count else media.duration_s - step
-    if last - t[-1] > 0.5 * step:
+    if tail and last - t[-1] > 0.5 * step:
         out.append((float(t[-1]), math.inf))
     out.sort()
     merged: list[tuple[float, float]] = []
