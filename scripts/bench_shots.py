@@ -136,6 +136,8 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", choices=DETECTORS, help="run only these")
     ap.add_argument("--before", metavar="FILE", help="another version of analysis/shots.py to compare, e.g. "
                     "`git show REV:engine/montage_ai/analysis/shots.py > /tmp/shots_before.py`")
+    ap.add_argument("--clip", type=Path, help="also time every detector on this clip (no ground truth: "
+                    "speed and boundary counts only), e.g. a long take from ../shared/media")
     ap.add_argument("--one", nargs=2, metavar=("DETECTOR", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -188,6 +190,23 @@ def main() -> None:
         p, r, f = prf if prf else (None, None, None)
         q = (lambda x: f"{x:.2f}" if x is not None else "-")
         print(f"| {LABELS[name]} | {truth.frame_count / wall:.0f} | {wall:.2f} | {cpu:.2f} | {proc:.2f} | {q(p)} | {q(r)} | {q(f)} |")
+    if args.clip:
+        from montage_ai.media.probe import probe
+
+        frames = probe(args.clip).frame_count
+        print(f"\n{args.clip.name} ({frames} frames), no ground truth:\n")
+        print("| detector | fps | wall s | CPU s | proc CPU s | boundaries |")
+        print("|---|---|---|---|---|---|")
+        clip_runs: dict[str, list[dict]] = {n: [] for n in names}
+        for _ in range(args.runs):
+            for name in names:
+                clip_runs[name].append(measured(name, args.clip))
+        for name in names:
+            runs = clip_runs[name]
+            wall = statistics.median(r["wall"] for r in runs)
+            found = runs[0]["boundaries"]
+            print(f"| {LABELS[name]} | {frames / wall:.0f} | {wall:.2f} | {statistics.median(r['cpu'] for r in runs):.2f} | "
+                  f"{statistics.median(r['proc_cpu'] for r in runs):.2f} | {len(found) if found is not None else '-'} |")
     by = {n: (truth.frame_count / w, prf) for n, fr, w, _, _, prf, _ in rows}
     if "montage" in by and "scenedetect-content" in by:
         print(f"\nMontage AI / PySceneDetect content: {by['montage'][0] / by['scenedetect-content'][0]:.2f}x fps, "
