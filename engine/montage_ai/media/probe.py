@@ -168,7 +168,7 @@ def _video_fields(container: av.container.InputContainer, video: av.video.stream
     first, pts = _first_frame_and_pts(container, video, path)
     vfr = is_variable_rate(pts_steps(pts))
     fps = _frame_rate(video, vfr)
-    rotation = _rotation(first, video)
+    rotation = display_rotation(first, video)
     w, h = first.width, first.height
     dw, dh = (h, w) if rotation in (90, 270) else (w, h)
     frames = int(video.frames or 0)
@@ -183,7 +183,7 @@ def _video_fields(container: av.container.InputContainer, video: av.video.stream
     )
 
 
-def _rotation(first: av.VideoFrame, video: av.video.stream.VideoStream) -> int:
+def display_rotation(first: av.VideoFrame, video: av.video.stream.VideoStream) -> int:
     """Counter-clockwise display rotation in quarter turns: the display matrix FFmpeg attaches
     to decoded frames, else a legacy clockwise `rotate` tag."""
     degrees = first.rotation

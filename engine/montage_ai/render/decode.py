@@ -18,7 +18,7 @@ import av
 from montage_otio.names import one_line
 
 from ..errors import RenderError
-from ..media.probe import open_media, pick_video_stream
+from ..media.probe import display_rotation, open_media, pick_video_stream
 from .frame_rule import select
 
 # Seek this far before the first frame needed, then further back if the seek landed after it
@@ -55,20 +55,10 @@ def source_clock(path: Path) -> SourceClock:
             for frame in container.decode(stream):
                 if frame.pts is not None:
                     return SourceClock(zero_pts=frame.pts, time_base=Fraction(frame.time_base),
-                                       rotation_deg=_rotation(frame, stream))
+                                       rotation_deg=display_rotation(frame, stream))
     except av.FFmpegError as exc:
         raise _fail(path, f"cannot decode ({exc})") from exc
     raise _fail(path, "no decodable video frame")
-
-
-def _rotation(frame: av.VideoFrame, stream: av.video.stream.VideoStream) -> int:
-    degrees = frame.rotation
-    if not degrees:
-        try:
-            degrees = -int(float(stream.metadata.get("rotate", "0")))
-        except ValueError:
-            degrees = 0
-    return round(degrees / 90) * 90 % 360
 
 
 def span_frames(path: Path, clock: SourceClock, targets: list[Fraction]) -> Iterator[av.VideoFrame]:
