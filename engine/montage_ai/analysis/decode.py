@@ -88,8 +88,10 @@ def decode_windows(media: MediaInfo, windows: Sequence[tuple[float, float]], wid
             t0 = windows[k][0]
             if pos is None or t0 - pos > SEEK_AHEAD_S or pos >= t0:
                 target = max(0.0, t0) + media.start_time_s
-                container.seek(int(target / tb) if tb else int(target * av.time_base), stream=stream,
-                               backward=True, any_frame=False)
+                if tb:
+                    container.seek(int(target / tb), stream=stream, backward=True, any_frame=False)
+                else:   # no stream time base: seek in the container's (AV_TIME_BASE) units
+                    container.seek(int(target * av.time_base), backward=True, any_frame=False)
                 reader.last_t = None
             far = passed = False
             for packet in container.demux(stream):
