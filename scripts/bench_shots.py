@@ -31,13 +31,16 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "media"
 sys.path.insert(0, str(ROOT / "engine"))
 
-DETECTORS = ("montage", "montage-before", "scenedetect-content", "scenedetect-adaptive", "pyav-decode")
+DETECTORS = ("montage", "montage-before", "scenedetect-content", "scenedetect-adaptive", "pyav-decode",
+             "pyav-decode-1t", "pyav-decode-ref")
 LABELS = {
     "montage": "Montage AI analyze_clip",
     "montage-before": "Montage AI before (--before FILE)",
     "scenedetect-content": "PySceneDetect ContentDetector()",
     "scenedetect-adaptive": "PySceneDetect AdaptiveDetector()",
     "pyav-decode": "PyAV threaded decode (reference)",
+    "pyav-decode-1t": "PyAV one-thread decode, no deblocking (floor, every frame)",
+    "pyav-decode-ref": "PyAV one-thread decode, no deblocking, reference frames only",
 }
 
 
@@ -88,7 +91,7 @@ def run_one(name: str, path: Path) -> dict:
         wall, cpu = time.perf_counter() - t0, _cpu() - c0
         return dict(frames=frames, boundaries=[s.get_frames() for s, _ in scenes[1:]],
                     version=scenedetect.__version__, wall=wall, cpu=cpu)
-    if name == "pyav-decode":
+    if name.startswith("pyav-decode"):
         import av
 
         t0, c0 = time.perf_counter(), _cpu()
@@ -96,6 +99,12 @@ def run_one(name: str, path: Path) -> dict:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            if name != "pyav-decode":       # the engine's decoder settings: one thread, no deblocking
+                stream.thread_type = "SLICE"
+                stream.codec_context.thread_count = 1
+                stream.codec_context.options = {"skip_loop_filter": "all"}
+            if name == "pyav-decode-ref":
+                stream.codec_context.skip_frame = "NONREF"
             for _ in container.decode(stream):
                 frames += 1
         return dict(frames=frames, boundaries=None, wall=time.perf_counter() - t0, cpu=_cpu() - c0)
