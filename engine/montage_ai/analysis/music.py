@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import av
 
 from ..errors import MediaError
+from ..media.audio_blocks import drop_leading, resampled
 from .spectra import SongSpectra, mean_tempogram, mfcc, onset_strength, positive_flux, song_spectra
 
 SAMPLE_RATE_HZ = 22050
@@ -145,13 +146,16 @@ class SongReader:
             frames, skipped_s = self._positioned(container, stream)
             drop = int(round((self.start_offset_s - skipped_s) * self.rate))
             decoded = 0
-            try:
-                for block in _resampled(frames, av.AudioResampler(format="flt", layout="mono", rate=self.rate)):
+
+            def counted(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+                nonlocal decoded
+                for block in blocks:
                     decoded += block.size
-                    if drop >= block.size:
-                        drop -= block.size
-                        continue
-                    block, drop = block[drop:], 0
+                    yield block
+
+            try:
+                resampler = av.AudioResampler(format="flt", layout="mono", rate=self.rate)
+                for block in drop_leading(counted(resampled(frames, resampler, 1)), drop):
                     self.samples += block.size
                     yield block
             except (av.FFmpegError, OSError, ValueError) as exc:
@@ -186,16 +190,6 @@ class SongReader:
                 pass
             container.seek(0, stream=stream, backward=True)
         return iter(container.decode(stream)), 0.0
-
-
-def _resampled(frames: Iterator[av.AudioFrame], resampler: av.AudioResampler) -> Iterator[np.ndarray]:
-    """Mono float32 blocks; contiguous, so sample k of the output sits at (first frame's time)
-    + k / rate."""
-    for frame in frames:
-        for out in resampler.resample(frame):
-            yield out.to_ndarray().reshape(-1)
-    for out in resampler.resample(None):
-        yield out.to_ndarray().reshape(-1)
 
 
 def decode_audio(path: Path, start_offset_s: float = 0.0, sample_rate_hz: int = SAMPLE_RATE_HZ

@@ -11,6 +11,7 @@ The file is written through a memory map in blocks, so a long montage costs disk
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from fractions import Fraction
@@ -21,6 +22,7 @@ import numpy as np
 from montage_otio.names import one_line
 
 from ..errors import RenderError
+from ..media.audio_blocks import drop_leading, resampled
 from ..media.probe import open_media
 from ..timeline.model import RenderSpec
 
@@ -91,29 +93,16 @@ def _decoded_from(path: Path, start: Fraction, count: int) -> Iterator[np.ndarra
         tb = Fraction(stream.time_base) if stream.time_base else Fraction(1, stream.rate or SAMPLE_RATE)
         if _exact_seek(container) and start > SEEK_PREROLL_S:
             container.seek(int((start - SEEK_PREROLL_S) / tb), stream=stream, backward=True)
+        frames = iter(container.decode(stream))
+        first = next(frames, None)
+        if first is None:
+            return
+        first_t = Fraction(first.pts) * tb if first.pts is not None else Fraction(0)
+        skip = samples_at(start) - samples_at(first_t)     # negative: silence before the first sample
+        if skip < 0:
+            yield np.zeros((-skip, CHANNELS), np.float32)
         resampler = av.AudioResampler(format="flt", layout="stereo", rate=SAMPLE_RATE)
-        skip: int | None = None          # output samples before `start`, known from the first frame
-        for frame in container.decode(stream):
-            if skip is None:
-                first = Fraction(frame.pts) * tb if frame.pts is not None else Fraction(0)
-                skip = samples_at(start) - samples_at(first)   # negative: silence before the first sample
-                if skip < 0:
-                    yield np.zeros((-skip, CHANNELS), np.float32)
-                    skip = 0
-            for out in resampler.resample(frame):
-                block = out.to_ndarray().reshape(-1, CHANNELS)
-                if skip:
-                    dropped = min(skip, len(block))
-                    block, skip = block[dropped:], skip - dropped
-                if len(block):
-                    yield block
-        for out in resampler.resample(None):
-            block = out.to_ndarray().reshape(-1, CHANNELS)
-            if skip:
-                dropped = min(skip, len(block))
-                block, skip = block[dropped:], skip - dropped
-            if len(block):
-                yield block
+        yield from drop_leading(resampled(itertools.chain([first], frames), resampler, CHANNELS), max(0, skip))
 
 
 def _add(mix: np.ndarray, at: int, blocks: Iterator[np.ndarray], gain: np.ndarray | float = 1.0) -> None:
