@@ -30,10 +30,15 @@ def _frames(n: int, rate: float) -> otio.opentime.RationalTime:
 
 
 def _reference(media: MediaInfo, rate: float) -> otio.schema.ExternalReference:
-    return otio.schema.ExternalReference(
+    """The file, its length at the timeline rate, and its own frame rate (what exports write as
+    the file's rate and source timecode base, without probing the file again)."""
+    ref = otio.schema.ExternalReference(
         target_url=str(media.path),
         available_range=TR(_frames(0, rate), _frames(int(media.duration_s * rate), rate)),
     )
+    if media.has_video and media.fps_num:
+        ref.metadata[META_KEY] = {"fps_num": media.fps_num, "fps_den": media.fps_den}
+    return ref
 
 
 def _markers(music: MusicAnalysis, total_frames: int, fps: Fraction) -> list[otio.schema.Marker]:
