@@ -21,7 +21,8 @@ from pydantic import BaseModel
 
 from . import atomic
 from .analysis.cache import load_or_analyze
-from .analysis.music import MusicAnalysis, analyze_music
+from .analysis.music import MusicAnalysis
+from .analysis.music_apart import analyze_music_apart
 from .analysis.shots import ClipAnalysis
 from .direct.llm import DirectorRecord, direct
 from .direct.plan import EditPlan
@@ -254,8 +255,8 @@ def _run_checked(settings: Settings, clip_paths: list[Path], music_path: Path, o
     with stages("probe"):
         media, skipped = probe_clips(clip_paths, settings.clips)
     with stages("music"):
-        music = analyze_music(music_path, settings.music_start)
         music_info = probe(music_path)
+        music = analyze_music_apart(music_path, settings.music_start, music_info.duration_s / 60)
     target = settings.duration or music.duration_s
     if settings.duration and settings.duration > music.duration_s + 0.05:
         raise MontageError(f"{music_path}: target {settings.duration:.1f}s is longer than the music "
