@@ -191,3 +191,20 @@ def test_a_killed_render_resumes_from_its_finished_chunks(media, tmp_path):
     assert result.chunks_cached == done and result.chunks_rendered == total - done
     got = [read_counter(f) for f in decode_frames(tmp_path / "out.mp4")]
     assert got == [n for i in range(3) for n in range(5 * i, 5 * i + 50)] + [n for i in range(3) for n in range(7 * i, 7 * i + 50)]
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuvj420p", "yuv420p10le", "yuv444p"])
+def test_full_range_ten_bit_and_444_sources_keep_their_picture(tmp_path, pix_fmt):
+    """A phone's full-range clip, a 10-bit and a 4:4:4 camera file look as they decode: the
+    output is limited-range 8-bit 4:2:0 with the same colours (within rounding)."""
+    import av
+
+    src = tmp_path / f"{pix_fmt}.mp4"
+    run_ffmpeg(["-f", "lavfi", "-i", "gradients=s=320x180:d=2:r=25", "-pix_fmt", pix_fmt, "-c:v", "libx264", "-crf", "8",
+                src], what="source")
+    out = _render(_timeline([_clip(src, 5, 10, 25)], 25), tmp_path)
+    with av.open(str(src)) as c:
+        want = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)][5].astype(int)
+    got = decode_frames(out)[0].astype(int)
+    assert np.abs(want - got).mean() < 2.5
+    assert abs(want.mean() - got.mean()) < 1.5

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from av.video.reformatter import VideoReformatter
+
 from ..atomic import atomic_path, scratch_dir, scratch_path
 from ..media.ffmpeg import FfmpegPipe, run_ffmpeg
 from ..procs import check_interrupted
@@ -152,10 +154,11 @@ def piece_pictures(p: Piece, s: RenderSettings, clocks: Clocks) -> Iterator[Plan
 
 def _span_pictures(path: Path, start: Fraction, frames: int, s: RenderSettings, clocks: Clocks) -> Iterator[Planes]:
     clock = clocks(path)
+    scaler = VideoReformatter()
     count = 0
     for frame in span_frames(path, clock, source_times(start, frames, s.fps)):
         count += 1
-        yield conform(frame, clock.rotation_deg, s)
+        yield conform(frame, clock.rotation_deg, s, scaler)
     assert count == frames, (path, count, frames)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import av
+import av.video.reformatter
 import numpy as np
 
 from ..timeline.model import RenderSettings
@@ -61,14 +62,25 @@ def _planes(frame: av.VideoFrame) -> Planes:
     return Planes(y, u, v)
 
 
-def conform(frame: av.VideoFrame, rotation_deg: int, s: RenderSettings) -> Planes:
-    """One source frame as the output picture."""
+def source_range(frame: av.VideoFrame) -> str:
+    """"JPEG" (full range: phones' and webcams' yuvj, many MJPEG files) or "MPEG" (limited)."""
+    full = int(frame.color_range) == 2 or frame.format.name.startswith("yuvj")
+    return "JPEG" if full else "MPEG"
+
+
+def conform(frame: av.VideoFrame, rotation_deg: int, s: RenderSettings,
+            scaler: av.video.reformatter.VideoReformatter | None = None) -> Planes:
+    """One source frame as the output picture: limited-range yuv420p whatever the source's range
+    and depth (a full-range phone clip would otherwise come out too bright and too contrasty).
+    `scaler` keeps one swscale context per span."""
     quarter_turns = (rotation_deg // 90) % 4
     sideways = quarter_turns % 2 == 1
     disp_w, disp_h = (frame.height, frame.width) if sideways else (frame.width, frame.height)
     sw, sh = scaled_size(disp_w, disp_h, s)
     coded_w, coded_h = (sh, sw) if sideways else (sw, sh)
-    scaled = frame.reformat(width=coded_w, height=coded_h, format="yuv420p", interpolation="BICUBIC")
+    scaled = (scaler or av.video.reformatter.VideoReformatter()).reformat(
+        frame, width=coded_w, height=coded_h, format="yuv420p", interpolation="BICUBIC",
+        src_color_range=source_range(frame), dst_color_range="MPEG")
     p = _planes(scaled)
     if quarter_turns:
         p = Planes(*(np.rot90(x, quarter_turns) for x in (p.y, p.u, p.v)))   # counter-clockwise, as the matrix
