@@ -97,6 +97,11 @@ def _json(text: str | None, default: Any) -> Any:
         return default
 
 
+def _dict(value: Any) -> dict:
+    """Metadata from a document property: a mapping, or nothing (a hand-edited file may hold anything)."""
+    return value if isinstance(value, dict) else {}
+
+
 # --------------------------------------------------------------------------- document
 
 def _doc(text: str, base_dir: Path | None) -> Doc:
@@ -231,7 +236,8 @@ def _reference(doc: Doc, producer: ET.Element, min_length: int) -> otio.core.Med
         path = doc.base_dir / path
     length = max(parse_frames(p.get("length"), doc.fps, 0), min_length)
     return otio.schema.ExternalReference(target_url=os.path.normpath(str(path)),
-                                         available_range=TR(doc.rt(0), doc.rt(length)))
+                                         available_range=TR(doc.rt(0), doc.rt(length)),
+                                         metadata=_dict(_json(p.get("montage_ai:media_metadata"), {})))
 
 
 def _clip(doc: Doc, p: Placed) -> otio.schema.Clip:

@@ -281,6 +281,7 @@ class _Writer:
         self.lengths: dict[str, int] = {}                 # resource -> frames the chain must cover
         self.clip_types: dict[str, int] = {}              # resource -> 0 AV, 1 audio, 2 video
         self.names: dict[str, str] = {}
+        self.media_metadata: dict[str, Any] = {}          # resource -> the media reference's metadata
 
     # ---- bin
     def _collect_sources(self, plans: list[TrackPlan]) -> None:
@@ -298,6 +299,9 @@ class _Writer:
                     self.bin[e.resource] = ("", next_id, "{" + str(uuid.uuid4()) + "}")
                     self.names[e.resource] = os.path.basename(e.resource)
                     next_id += 1
+                ref_meta = getattr(e.clip.media_reference, "metadata", None)
+                if ref_meta and e.resource not in self.media_metadata:
+                    self.media_metadata[e.resource] = ref_meta   # the file's own rate, kept for the way back
         self.sequence_id = next_id
 
     def _chain(self, parent: ET.Element, cid: str, resource: str) -> ET.Element:
@@ -310,6 +314,8 @@ class _Writer:
             "kdenlive:clipname": self.names[resource], "kdenlive:clip_type": self.clip_types[resource],
             "kdenlive:folderid": -1, "kdenlive:id": kid, "kdenlive:control_uuid": control,
         })
+        if resource in self.media_metadata:
+            _prop(chain, "montage_ai:media_metadata", _json(self.media_metadata[resource]))
         return chain
 
     def _bin_chains(self, mlt: ET.Element) -> None:
