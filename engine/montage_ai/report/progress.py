@@ -162,12 +162,14 @@ class Progress:
         return round(time.monotonic() - self._t0, 3)
 
     def _write_json(self, kind: str, fields: dict[str, Any]) -> None:
-        record: dict[str, Any] = {"event": kind, "stage": fields.pop("stage", self._stage),
-                                  "done": fields.pop("done", None), "total": fields.pop("total", None),
-                                  "message": fields.pop("message", None), "t": self._elapsed()}
-        record.update(fields)
-        line = json.dumps(record, default=str, ensure_ascii=False)
+        # the time is read and the line written under one lock: events from several threads
+        # reach the reader in the order of their times
         with self._lock:
+            record: dict[str, Any] = {"event": kind, "stage": fields.pop("stage", self._stage),
+                                      "done": fields.pop("done", None), "total": fields.pop("total", None),
+                                      "message": fields.pop("message", None), "t": self._elapsed()}
+            record.update(fields)
+            line = json.dumps(record, default=str, ensure_ascii=False)
             out = self._stream or sys.stdout
             out.write(line + "\n")
             out.flush()
@@ -190,13 +192,12 @@ class Progress:
     def _bar_progress(self, bar: Bar, force: bool) -> None:
         if self.mode != "json":
             return
-        with self._lock:
+        with self._lock:   # re-entrant: the count is taken and written in one piece, so counts never go back
             now = time.monotonic()
             if bar.n == bar._emitted_n or (not force and now - bar._last_emit < self.min_interval_s):
                 return
             bar._last_emit, bar._emitted_n = now, bar.n
-            done = bar.n
-        self.event("progress", stage=bar.stage, done=done, total=bar.total, desc=bar.desc, unit=bar.unit)
+            self.event("progress", stage=bar.stage, done=bar.n, total=bar.total, desc=bar.desc, unit=bar.unit)
 
 
 def _describe(exc: BaseException) -> str:
