@@ -97,7 +97,7 @@ def spawn(argv: Sequence[str | os.PathLike[str]], *, stdin: int | None = subproc
         proc = subprocess.Popen(args, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd,
                                 start_new_session=True,
                                 preexec_fn=_PREEXEC if die_with_engine else None)
-        _live[proc] = _pipe_fds(proc)
+        _live[proc] = pipe_fds(proc)
     return proc
 
 
@@ -105,8 +105,6 @@ def pipe_fds(proc: subprocess.Popen) -> list[int]:
     """The child's pipe ends held here: what kill_tree follows to reach detached holders."""
     return [s.fileno() for s in (proc.stdin, proc.stdout, proc.stderr) if s is not None]
 
-
-_pipe_fds = pipe_fds
 
 
 def release(proc: subprocess.Popen) -> None:
@@ -216,7 +214,7 @@ def run(argv: Sequence[str | os.PathLike[str]], *, timeout_s: float | None,
     try:
         return _collect(proc, timeout_s, on_stdout_line, capture_stdout, max_stdout_bytes)
     except BaseException:
-        kill_tree(proc, _pipe_fds(proc))
+        kill_tree(proc, pipe_fds(proc))
         _reap(proc)
         raise
     finally:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -83,19 +84,19 @@ def plan_chunks(spec: RenderSpec) -> list[Chunk]:
     target = max(int(CHUNK_MIN_S * fps), min(int(CHUNK_MAX_S * fps), math.ceil(spec.total_frames / CHUNKS_PER_CUT)))
     chunks: list[Chunk] = []
     current: list[Piece] = []
-    queue = sorted(spec.pieces, key=lambda p: p.record_start_frame)
+    filled = 0                               # frames in `current`
+    queue = deque(sorted(spec.pieces, key=lambda p: p.record_start_frame))
     while queue:
-        p = queue.pop(0)
-        room = target - sum(q.frames for q in current)
+        p = queue.popleft()
+        room = target - filled
         if p.frames > room and p.kind != "dissolve" and room >= max(1, int(fps // 2)):
-            head, tail = split_piece(p, room, fps)
-            current.append(head)
-            queue.insert(0, tail)
-        else:
-            current.append(p)
-        if sum(q.frames for q in current) >= target:
+            p, tail = split_piece(p, room, fps)
+            queue.appendleft(tail)
+        current.append(p)
+        filled += p.frames
+        if filled >= target:
             chunks.append(Chunk(tuple(current)))
-            current = []
+            current, filled = [], 0
     if current:
         chunks.append(Chunk(tuple(current)))
     return chunks
@@ -250,7 +251,7 @@ def render(spec: RenderSpec, out_path: Path, cache_dir: Path, workers: int = 2,
         pcm = None
         if _has_soundtrack(spec):
             pcm = work / "soundtrack.f32"
-            origins = {path: clocks(path).zero_pts * clocks(path).time_base
+            origins = {path: clocks(path).zero_time
                        for path in {sp.path for p in spec.pieces for sp in (p.a, p.b) if sp is not None}} \
                 if spec.settings.keep_clip_audio else {}
             mix_to_pcm(spec, pcm, origins)

@@ -9,6 +9,7 @@ keyframe before its first needed frame, so only the GOP lead-in is decoded.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -36,6 +37,11 @@ class SourceClock:
     zero_pts: int
     time_base: Fraction
     rotation_deg: int
+
+    @property
+    def zero_time(self) -> Fraction:
+        """Media time zero on the file's own clock (stream seconds): where its sound lines up."""
+        return self.zero_pts * self.time_base
 
     def media_time(self, pts: int) -> Fraction:
         return (pts - self.zero_pts) * self.time_base
@@ -74,15 +80,9 @@ def span_frames(path: Path, clock: SourceClock, targets: list[Fraction]) -> Iter
             raise _fail(path, "no video frames at or after the in-point")
         landed_early_enough = first[0] <= targets[0] or preroll is None
         if landed_early_enough:
-            yield from select(_chain(first, timed), targets)
+            yield from select(itertools.chain([first], timed), targets)
             return
         timed.close()
-
-
-def _chain(first: tuple[Fraction, av.VideoFrame],
-           rest: Iterator[tuple[Fraction, av.VideoFrame]]) -> Iterator[tuple[Fraction, av.VideoFrame]]:
-    yield first
-    yield from rest
 
 
 def _timed_frames(path: Path, clock: SourceClock, seek_to: Fraction | None,
