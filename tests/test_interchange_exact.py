@@ -341,6 +341,47 @@ def test_stock_cmx_3600_refuses_rather_than_misplaces(media, tmp_path):
     assert ins["c25.mp4"] == own // 25 * 30 + own % 25   # ... which it counts as 29.97 frame 36
 
 
+@pytest.mark.parametrize("seq", SEQ_RATES)
+def test_sequence_rate_edl_reads_the_same_source_frames_in_the_stock_reader(media, tmp_path, seq):
+    """For single-rate readers the EDL's source timecodes can be written at the sequence rate
+    (--edl-source-timecode sequence): OpenTimelineIO's stock cmx_3600 reader then reads every
+    event, with no mismatch to ignore, to the same source frames as our reader and the engine's
+    timeline (the picture starts at the first event in the stock reader: black before it is ours)."""
+    rate = SEQ_RATES[seq]
+    [res] = export_timeline(timeline({k: str(p) for k, p in media.items()}, rate), tmp_path, "cut", formats=["edl"],
+                            edl_source_timecode="sequence")
+    others = [n.upper() for n, _, _ in CUT if own_rate(n) != rate]   # in timeline order
+    assert [n for n in res.notes if "sequence rate" in n] == [
+        "source timecodes at the sequence rate, for single-rate EDL readers; an editor that conforms by source "
+        f"timecode misplaces 2 reel(s) at another rate ({', '.join(others)})"]
+    assert not json.loads(res.paths[-1].read_text()).get("sources")
+    stock = otio.adapters.read_from_string(res.paths[0].read_text(), adapter_name="cmx_3600", rate=float(rate))
+    clips = [i for i in expected(rate) if i[0] == "clip"]
+    got = [i for i in items(stock, rate) if i[0] == "clip"]
+    assert [(n, src, length, at - got[0][1]) for _, at, length, n, src in got] == \
+        [(n, src, length, at - HEAD) for _, at, length, n, src in clips]
+    assert items(read_timeline_file(res.paths[0]), rate) == expected(rate)
+    # the default stays each file's own rate, for editors that conform by source timecode
+    [own] = export_timeline(timeline({k: str(p) for k, p in media.items()}, rate), tmp_path / "own", "cut",
+                            formats=["edl"])
+    assert own.paths[0].read_text() != res.paths[0].read_text()
+
+
+def test_export_command_chooses_the_edl_source_timecode_rate(media, tmp_path):
+    """`montage-ai export --edl-source-timecode sequence` reaches the writer; a wrong value is
+    one line naming the choices."""
+    tl_path = tmp_path / "cut.otio"
+    otio.adapters.write_to_file(timeline({k: str(p) for k, p in media.items()}, NTSC), str(tl_path))
+    cmd = [sys.executable, "-m", "montage_ai.cli", "export", str(tl_path), "--to", "edl"]
+    done = subprocess.run(cmd + ["--edl-source-timecode", "sequence"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "source timecodes at the sequence rate" in done.stdout
+    otio.adapters.read_from_file(str(tmp_path / "cut.edl"), adapter_name="cmx_3600", rate=float(NTSC))
+    bad = subprocess.run(cmd + ["--edl-source-timecode", "film"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "own" in bad.stderr and "sequence" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
 def test_real_footage_at_rates_a_timecode_cannot_name(shared_media, tmp_path):
     """Real clips: Big Buck Bunny (24 fps) gets 24 fps source timecode and a 24 fps <file>;
     car-detection (12.5 fps) and bottle-detection (179/6, 29.83 fps) have no SMPTE or FCP7

@@ -1,4 +1,5 @@
-"""The lists users choose from (styles, aspects, resolutions, export formats), defined once.
+"""The lists users choose from (styles, aspects, resolutions, export formats, EDL source
+timecode rates), defined once.
 
 `choices.json` beside this module is the definition. The CLI and the settings read it here; the
 Blender panel and the Kdenlive job cannot import the engine (they run it as a program), so each
@@ -35,6 +36,7 @@ class Choices(BaseModel):
     aspects: list[Choice]
     resolutions: list[Choice]
     export_formats: list[Choice]
+    edl_source_timecodes: list[Choice]
     defaults: dict[str, str]
 
     def values(self, kind: str) -> tuple[str, ...]:
@@ -51,6 +53,7 @@ ASPECTS = CHOICES.values("aspects")
 RESOLUTIONS = CHOICES.values("resolutions")
 STYLES = CHOICES.values("styles")
 EXPORT_FORMATS = CHOICES.values("export_formats")
+EDL_SOURCE_TIMECODES = CHOICES.values("edl_source_timecodes")
 SHORT_SIDE = {c.value: int(c.short_side or 0) for c in CHOICES.resolutions}
 
 

@@ -19,13 +19,13 @@ from pathlib import Path
 from montage_otio.names import one_line
 
 from . import procs
-from .choices import ASPECTS, EXPORT_FORMATS, RESOLUTIONS, STYLES
+from .choices import ASPECTS, EDL_SOURCE_TIMECODES, EXPORT_FORMATS, RESOLUTIONS, STYLES
 from .errors import MontageError
 from .settings import Settings, load_settings
 
 # flag name -> Settings field; only flags the user actually gave override env/.env/defaults
 _RUN_FLAGS = ["clips", "music", "out", "style", "duration", "music_start", "aspect", "resolution", "fps",
-              "fit", "seed", "keep_clip_audio", "crf", "preset", "prompt", "cgpu_enabled", "variants", "export",
+              "fit", "seed", "keep_clip_audio", "crf", "preset", "prompt", "cgpu_enabled", "variants", "export", "edl_source_timecode",
               "upscale", "upscale_model", "upscale_scale", "cgpu_gpu_enabled", "strict_cloud", "preview", "force"]
 # fields whose flag is not --field-name
 _FLAG_NAMES = {"cgpu_enabled": "--cgpu", "cgpu_gpu_enabled": "--cgpu-gpu"}
@@ -63,10 +63,17 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preview", action="store_true", default=S,
                    help="fast low-resolution render of the same cut (montage-preview.mp4)")
     p.add_argument("--export", default=S, help=f"also write the timeline for other editors: {','.join(EXPORT_FORMATS)}")
+    _add_edl_flag(p, default=S)
     p.add_argument("--crf", type=int, default=S, help="x264 quality of the final encode (default 20)")
     p.add_argument("--preset", default=S, help="x264 preset of the final encode (default veryfast)")
     p.add_argument("--force", action="store_true", default=S,
                    help="replace existing files in the output folder that montage-ai did not write (never an input)")
+
+
+def _add_edl_flag(p: argparse.ArgumentParser, default: object) -> None:
+    p.add_argument("--edl-source-timecode", dest="edl_source_timecode", choices=EDL_SOURCE_TIMECODES, default=default,
+                   help="an EDL's source timecodes at each file's own rate (default: for editors that conform by "
+                        "source timecode) or at the sequence rate (for single-rate EDL readers)")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -147,7 +154,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise MontageError(f"--fps {args.fps!r}: {exc}") from None
     formats = [f.strip() for f in args.to.split(",") if f.strip()]
-    for result in export_file(args.timeline, formats, args.out_dir, rate, force=args.force):
+    for result in export_file(args.timeline, formats, args.out_dir, rate, force=args.force,
+                              edl_source_timecode=args.edl_source_timecode):
         print(f"{result.format}: {', '.join(str(p) for p in result.paths)}")
         for note in result.notes:
             print(f"  note: {note}")
@@ -227,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", required=True, help=f"comma list of: {','.join(EXPORT_FORMATS)}")
     p.add_argument("--out-dir", type=Path, help="folder for the exports (default: beside the timeline)")
     p.add_argument("--fps", help="frame rate for reading an EDL (EDLs do not store it)")
+    _add_edl_flag(p, default="own")
     p.add_argument("--force", action="store_true",
                    help="replace existing files that montage-ai did not write (never the timeline itself)")
     p.set_defaults(func=_cmd_export)

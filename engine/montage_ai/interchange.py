@@ -56,11 +56,13 @@ def _one_line(exc: BaseException) -> str:
 
 
 def export_timeline(timeline: otio.schema.Timeline, out_dir: Path, basename: str = "montage",
-                    formats: list[str] | None = None, base_dir: Path | None = None) -> list[ExportResult]:
+                    formats: list[str] | None = None, base_dir: Path | None = None,
+                    edl_source_timecode: str = "own") -> list[ExportResult]:
     """Write `timeline` once per format into out_dir as BASENAME.SUFFIX, each lowered for its
     target first. Without `formats`, every format that can be written (an unavailable one is
     reported, not raised); an unavailable or unknown one asked for raises MontageError.
-    `base_dir` is the folder relative media paths are relative to (the timeline file's)."""
+    `base_dir` is the folder relative media paths are relative to (the timeline file's);
+    `edl_source_timecode` "own" or "sequence" (docs/interchange.md, edl)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     wanted = list(formats) if formats else list(FORMATS)
@@ -74,7 +76,8 @@ def export_timeline(timeline: otio.schema.Timeline, out_dir: Path, basename: str
             results.append(ExportResult(format=name, paths=[], notes=[f"skipped: adapter {FORMATS[name].adapter!r} cannot write"]))
             continue
         try:
-            written = registry.export(name, timeline, out, base_dir=base_dir, probe=media_facts)
+            written = registry.export(name, timeline, out, base_dir=base_dir, probe=media_facts,
+                                      edl_source_timecode=edl_source_timecode)
         except InterchangeError as exc:
             raise MontageError(str(exc)) from exc
         except Exception as exc:

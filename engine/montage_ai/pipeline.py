@@ -283,7 +283,8 @@ def _run_checked(settings: Settings, clip_paths: list[Path], music_path: Path, o
     exports: list[str] = []
     if settings.export:
         with stages("export"):
-            exports = _export([path for _, path, _ in made], _export_formats(settings), outputs)
+            exports = _export([path for _, path, _ in made], _export_formats(settings), outputs,
+                              settings.edl_source_timecode)
     video_name = PREVIEW_NAME if settings.preview else "montage.mp4"
     summary = RunSummary(
         out_dir=out, video=out / video_name, timeline=otio_path, plan=plan_path,
@@ -303,7 +304,7 @@ def _run_checked(settings: Settings, clip_paths: list[Path], music_path: Path, o
     return summary
 
 
-def _export(timelines: list[Path], formats: list[str], outputs: Outputs) -> list[str]:
+def _export(timelines: list[Path], formats: list[str], outputs: Outputs, edl_source_timecode: str) -> list[str]:
     """Write each montage timeline for the editors asked for; lines for the summary."""
     from .interchange import export_paths, export_timeline
 
@@ -311,7 +312,8 @@ def _export(timelines: list[Path], formats: list[str], outputs: Outputs) -> list
     for path in timelines:
         timeline = otio.adapters.read_from_file(str(path))
         outputs.check(export_paths(timeline, path.parent, "montage", formats))
-        for result in export_timeline(timeline, path.parent, basename="montage", formats=formats):
+        for result in export_timeline(timeline, path.parent, basename="montage", formats=formats,
+                                      edl_source_timecode=edl_source_timecode):
             outputs.record(*result.paths)
             lines += [f"{result.format}: {p}" for p in result.paths]
             lines += [f"{result.format} note: {n}" for n in result.notes]
@@ -450,7 +452,8 @@ def spec_sources(spec: RenderSpec) -> list[Path]:
     return [*(span.path for p in spec.pieces for span in (p.a, p.b) if span), *(a.path for a in spec.audio)]
 
 
-def export_file(path: Path, formats: list[str], out_dir: Path | None, rate: float | None, force: bool):
+def export_file(path: Path, formats: list[str], out_dir: Path | None, rate: float | None, force: bool,
+                edl_source_timecode: str = "own"):
     """`export`: write a timeline file for other editors beside it (or into out_dir), never
     over the timeline itself or a file the engine did not write."""
     from .interchange import FORMATS, export_paths, export_timeline, read_timeline_file
@@ -469,7 +472,8 @@ def export_file(path: Path, formats: list[str], out_dir: Path | None, rate: floa
                  force=force) as outputs:
         outputs.lock(folder)
         outputs.check(export_paths(timeline, folder, basename, formats))
-        results = export_timeline(timeline, folder, basename=basename, formats=formats)
+        results = export_timeline(timeline, folder, basename=basename, formats=formats,
+                                  edl_source_timecode=edl_source_timecode)
         for result in results:
             outputs.record(*result.paths)
     return results

@@ -40,9 +40,10 @@ def available(name: str) -> bool:
 
 
 def export(name: str, timeline: otio.schema.Timeline, out: Path, base_dir: Path | None = None,
-           probe: Probe | None = None) -> Written:
+           probe: Probe | None = None, edl_source_timecode: str = "own") -> Written:
     """The texts of `timeline` in format `name` for `out` (nothing is written here)."""
-    return FORMATS[name].export(timeline, out, ExportContext(base_dir=base_dir, media=MediaCache(probe)))
+    ctx = ExportContext(base_dir=base_dir, media=MediaCache(probe), edl_source_timecode=edl_source_timecode)
+    return FORMATS[name].export(timeline, out, ctx)
 
 
 def read(path: Path, rate: float | None = None) -> otio.schema.Timeline:

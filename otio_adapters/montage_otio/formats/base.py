@@ -30,10 +30,13 @@ class Written:
 @dataclass
 class ExportContext:
     """What an export may need beyond the timeline: the folder relative media paths are
-    relative to (the timeline file's), and the caller's media probe."""
+    relative to (the timeline file's), the caller's media probe, and the rate of an EDL's
+    source timecodes ("own": each file's, for conforming by source timecode; "sequence": one
+    rate, for single-rate readers)."""
 
     base_dir: Path | None = None
     media: MediaCache = field(default_factory=lambda: MediaCache(None))
+    edl_source_timecode: str = "own"
 
 
 Exporter = Callable[[otio.schema.Timeline, Path, ExportContext], Written]

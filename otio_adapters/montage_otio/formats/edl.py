@@ -5,7 +5,8 @@ to its own EDL (NAME.music.edl, NAME.audioN.edl) instead of being dropped, and t
 render settings and what else a re-render needs to the sidecar NAME.edl.json. Source timecodes
 are at each medium's own rate (a 25 fps file in a 29.97 sequence gets 25 fps source timecode,
 docs/frame-rule.md's rounding); the sidecar lists the rates by reel and the exact in-points, so
-our reader gets the same source frames back. Reading repairs what the adapter gets wrong: a
+our reader gets the same source frames back. For readers that take one rate for every timecode
+(OpenTimelineIO's cmx_3600), `edl_source_timecode="sequence"` writes them at the sequence rate. Reading repairs what the adapter gets wrong: a
 dissolve's incoming clip, LOCs repeated on dissolve events, drop-frame LOCs, the black before
 the first event, source timecodes at another rate.
 """
@@ -72,7 +73,8 @@ def _name_for_edl(clip: otio.schema.Clip, reels: dict[str, str], media: dict[str
     clip.name = low.edl_text(Path(url).name)
 
 
-def lower(timeline: otio.schema.Timeline, base_dir: Path | None = None, media_facts: low.MediaCache | None = None) -> low.Lowered:
+def lower(timeline: otio.schema.Timeline, base_dir: Path | None = None, media_facts: low.MediaCache | None = None,
+          source_timecode: str = "own") -> low.Lowered:
     """CMX 3600 EDL: one video track in the main EDL and the music (every audio track) in
     companion EDLs instead of the adapter dropping it; one valid unique reel per file, the file
     name as `FROM CLIP NAME` and its path as `FROM CLIP`; dissolves kept as EDL dissolves;
@@ -120,7 +122,14 @@ def lower(timeline: otio.schema.Timeline, base_dir: Path | None = None, media_fa
         key = "music" if i == 0 else f"audio{i + 1}"
         companions[key] = _audio_edl_timeline(out, track, key)
         notes.append(f"audio track {track.name!r} written as its own EDL ({key}); the main EDL is picture only")
-    sources = _own_rates(video, reels, rate, media_facts or low.MediaCache(None), notes)
+    if source_timecode == "sequence":
+        sources = {}
+        other = _own_rates(video, reels, rate, media_facts or low.MediaCache(None), [])
+        notes.append("source timecodes at the sequence rate, for single-rate EDL readers" + (
+            f"; an editor that conforms by source timecode misplaces {len(other)} reel(s) at another rate "
+            f"({', '.join(other)})" if other else ""))
+    else:
+        sources = _own_rates(video, reels, rate, media_facts or low.MediaCache(None), notes)
     extra: dict[str, object] = {"media": media} if media else {}
     if sources:
         extra["sources"] = sources
@@ -265,7 +274,9 @@ def own_rate_timecodes(text: str, seq: Fraction, rates: dict[str, dict[str, int]
 
 def export(timeline: otio.schema.Timeline, out: Path, ctx: ExportContext) -> Written:
     need_adapter("cmx_3600", out)
-    lowered = lower(timeline, ctx.base_dir, ctx.media)
+    if ctx.edl_source_timecode not in ("own", "sequence"):
+        raise InterchangeError(f"EDL source timecode {ctx.edl_source_timecode!r}: choose own or sequence")
+    lowered = lower(timeline, ctx.base_dir, ctx.media, ctx.edl_source_timecode)
     rate = low.video_rate(timeline)
     rates = dict(lowered.sidecar.get("sources") or {})
     main, replaced = own_rate_timecodes(_adapter_text(lowered.timeline, rate), rate, rates)
