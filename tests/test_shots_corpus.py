@@ -10,6 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import av
+
+from montage_ai.analysis import decode as D
 from montage_ai.analysis import shots as S
 from montage_ai.analysis.boundary_corpus import TEST_JOINS, TEST_SEGMENTS, build_corpus, score
 from montage_ai.analysis.shots import analyze_clip
@@ -136,3 +139,62 @@ def test_parts_read_in_parallel_give_the_same_analysis(lavfi_cuts, monkeypatch):
     assert parts.sample_times_s == whole.sample_times_s
     assert parts.shots == whole.shots and parts.unusable == whole.unusable
     assert np.allclose(parts.motion, whole.motion) and np.allclose(parts.sharpness, whole.sharpness)
+
+
+def _frame_count(path, skip: str) -> int:
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        s.codec_context.skip_frame = skip
+        return sum(1 for _ in c.decode(s))
+
+
+@pytest.mark.parametrize("kind", ["h264-mp4", "h264-ts", "hevc-mp4", "hevc-mkv"])
+def test_the_hint_reads_reference_flags_as_the_decoder_does(lavfi_cuts, tmp_path, kind):
+    """decode.is_reference reads a packet's NAL header (length-prefixed in MP4/MKV, start codes
+    in MPEG-TS): the packets it calls unreferenced are exactly the frames skip_frame=NONREF drops."""
+    path, _, frames = lavfi_cuts
+    codec, container = kind.split("-")
+    if codec == "hevc" or container != "mp4":
+        out = tmp_path / f"clip.{container}"
+        video = ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error"] if codec == "hevc" \
+            else ["-c:v", "copy"]
+        run_ffmpeg(["-i", path, *video, out], what="test clip")
+        path = out
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        hint = D.CutHint.for_stream(stream)
+        assert hint is not None and hint.codec == codec and hint.length_size == (0 if container == "ts" else 4)
+        flags = [D.is_reference(bytes(p), hint.codec, hint.length_size) for p in c.demux(stream) if p.size]
+    assert None not in flags and len(flags) == frames
+    unreferenced = flags.count(False)
+    assert unreferenced > frames // 5                      # B-frames that nothing refers to
+    assert unreferenced == _frame_count(path, "DEFAULT") - _frame_count(path, "NONREF")
+
+
+def test_the_hint_spares_the_second_pass_and_changes_nothing(lavfi_cuts, monkeypatch):
+    """At each hard cut the first predicted frame after it is large; the first pass then also
+    decodes the frames between it and the reference frame before, so the second pass has
+    (almost) nothing left to decode again, and the analysis is the one without the hint."""
+    path, cuts, _ = lavfi_cuts
+    media = probe(path)
+    monkeypatch.setattr(S, "_cpus", lambda: 1)
+    decoded: list[int] = []
+    real = S.decode_windows
+
+    def counting(media, windows, *args, **kwargs):
+        if not kwargs.get("reference_only"):
+            decoded.append(len(windows))
+        return real(media, windows, *args, **kwargs)
+
+    monkeypatch.setattr(S, "decode_windows", counting)
+    with_hint = analyze_clip(media, 0)
+    second_pass_with = sum(decoded)
+    decoded.clear()
+    monkeypatch.setattr(D.CutHint, "for_stream", classmethod(lambda cls, stream: None))
+    without = analyze_clip(media, 0)
+    second_pass_without = sum(decoded)
+    print(f"\nsecond-pass windows decoded: {second_pass_with} with the hint, {second_pass_without} without")
+    assert [b.frame for b in with_hint.boundaries] == [b.frame for b in without.boundaries] == cuts
+    assert with_hint.sample_times_s == without.sample_times_s and with_hint.shots == without.shots
+    assert np.allclose(with_hint.motion, without.motion) and with_hint.unusable == without.unusable
+    assert second_pass_with < second_pass_without

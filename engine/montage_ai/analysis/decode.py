@@ -12,10 +12,21 @@ Two ways to read a clip:
       seek to the keyframe before them. Frames before a window are decoded reference-only.
 Both skip the in-loop deblocking filter on codecs that have one: invisible at 160 px, and up to
 a third of the decode time.
+
+The first pass also decodes, after all, the non-reference frames right after (in decode order)
+a predicted frame whose packet is several times larger than those before it (`CutHint`): a hard
+cut makes the first predicted frame after it mostly intra-coded, and the non-reference frames
+that follow its packet are the ones between the two reference frames on screen, the cut's
+neighbourhood. They come out marked `extra`, apart from the reference-only series; where the
+second pass needs them they spare it a seek and a re-decode from the keyframe, and a cut the
+hint misses is still read there. H.264 and HEVC only (a packet's NAL header says whether
+other frames refer to it).
 """
 
 from __future__ import annotations
 
+import statistics
+from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
@@ -40,6 +51,7 @@ class SmallFrame(NamedTuple):
     time_s: float               # seconds from the clip start
     rgb: np.ndarray             # (h, w, 3) uint8, ANALYSIS_WIDTH wide
     key_frame: bool = False     # an intra frame: compression quality may jump here
+    extra: bool = False         # a non-reference frame a reference-only pass decoded on CutHint's word
 
 
 def decode_small_frames(media: MediaInfo, width: int = ANALYSIS_WIDTH, problems: list[str] | None = None,
@@ -51,10 +63,11 @@ def decode_small_frames(media: MediaInfo, width: int = ANALYSIS_WIDTH, problems:
     alone on an idle machine); without, one thread (less CPU per frame).
     """
     with _open(media, threads) as (container, stream):
-        if reference_only:
-            stream.codec_context.skip_frame = "NONREF"
         reader = _Reader(media, stream, width)
-        frames = container.decode(stream)
+        hint = CutHint.for_stream(stream) if reference_only else None
+        if reference_only and hint is None:
+            stream.codec_context.skip_frame = "NONREF"
+        frames = _decoded(container, stream, hint)
         while True:
             try:
                 frame = next(frames)
@@ -66,7 +79,7 @@ def decode_small_frames(media: MediaInfo, width: int = ANALYSIS_WIDTH, problems:
                 if problems is not None:
                     problems.append(f"decoding stopped after {reader.count} frames: {_reason(exc)}")
                 return
-            yield reader.small(frame)
+            yield reader.small(frame, extra=hint is not None and hint.take(frame.pts))
 
 
 def decode_windows(media: MediaInfo, windows: Sequence[tuple[float, float]], width: int = ANALYSIS_WIDTH,
@@ -81,6 +94,7 @@ def decode_windows(media: MediaInfo, windows: Sequence[tuple[float, float]], wid
         ctx = stream.codec_context
         tb = float(stream.time_base) if stream.time_base else 0.0
         step = 1.0 / float(media.fps) if media.fps_num else 1.0 / 25.0
+        hint = CutHint.for_stream(stream) if reference_only else None
         inside = "NONREF" if reference_only else "DEFAULT"
         reader = _Reader(media, stream, width)
         k, pos = 0, None        # next window; time of the last frame decoded (None: must seek)
@@ -93,22 +107,26 @@ def decode_windows(media: MediaInfo, windows: Sequence[tuple[float, float]], wid
                 else:   # no stream time base: seek in the container's (AV_TIME_BASE) units
                     container.seek(int(target * av.time_base), backward=True, any_frame=False)
                 reader.last_t = None
+                if hint is not None:
+                    hint.restart()
             far = passed = False
             for packet in container.demux(stream):
+                wanted = hint.skip_for(packet) if hint is not None else inside
                 if packet.pts is not None and tb:
                     pt = packet.pts * tb - media.start_time_s
                     near = any(a - step <= pt < b + step for a, b in windows[k:k + 4])
-                    ctx.skip_frame = inside if near else "NONREF"
+                    ctx.skip_frame = wanted if near else "NONREF"
                 else:
-                    ctx.skip_frame = inside
+                    ctx.skip_frame = wanted
                 for frame in packet.decode():
                     t = reader.time(frame)
                     pos = t
                     while k < len(windows) and t >= windows[k][1]:
                         k += 1
                         passed = True
+                    extra = hint is not None and hint.take(frame.pts)
                     if k < len(windows) and windows[k][0] <= t:
-                        yield reader.small(frame, t)
+                        yield reader.small(frame, t, extra)
                 if k >= len(windows):
                     return
                 if passed and pos is not None and windows[k][0] - pos > SEEK_AHEAD_S:
@@ -116,6 +134,116 @@ def decode_windows(media: MediaInfo, windows: Sequence[tuple[float, float]], wid
                     break       # the next window is far: seek to it
             if not far:
                 return          # end of the stream
+
+
+class CutHint:
+    """Which frames a reference-only pass decodes after all, judged from packets before they
+    are decoded: the non-reference frames that follow (in decode order) a predicted frame at
+    least RATIO times the median size of the last predicted frames. Keyframes are large by
+    nature and open nothing. Only a speed hint: what it misses, the second pass reads."""
+
+    RATIO = 3.0
+    HISTORY = 12
+    MIN_HISTORY = 3
+
+    def __init__(self, codec: str, length_size: int) -> None:
+        self.codec = codec
+        self.length_size = length_size      # bytes of each NAL length prefix; 0: start codes
+        self.sizes: deque[int] = deque(maxlen=self.HISTORY)
+        self.extra_pts: set[int] = set()
+        self.restart()
+
+    @classmethod
+    def for_stream(cls, stream: av.video.stream.VideoStream) -> CutHint | None:
+        """A hint for an H.264 or HEVC stream whose packets it can read; else None."""
+        ctx = stream.codec_context
+        if ctx.name not in _NAL_CODECS:
+            return None
+        data = bytes(ctx.extradata or b"")
+        if not data or data.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01")):
+            return cls(ctx.name, 0)
+        at = 4 if ctx.name == "h264" else 21          # lengthSizeMinusOne in avcC / hvcC
+        if data[0] != 1 or len(data) <= at:
+            return None
+        return cls(ctx.name, (data[at] & 3) + 1)
+
+    def restart(self) -> None:
+        """After a seek: decode order starts again (the size history stays)."""
+        self.max_pts: int | None = None
+        self.open = False
+        self.extra_pts.clear()
+
+    def skip_for(self, packet: av.Packet) -> str:
+        """The decoder's skip_frame for this packet."""
+        pts = packet.pts
+        if pts is None:
+            return "NONREF"
+        if self.max_pts is None or pts > self.max_pts:     # shown after every packet before it: I or P
+            self.max_pts = pts
+            if packet.is_keyframe:
+                self.open = False
+            else:
+                size = packet.size
+                self.open = len(self.sizes) >= self.MIN_HISTORY and size >= self.RATIO * statistics.median(self.sizes)
+                self.sizes.append(size)
+            return "NONREF"
+        if self.open and is_reference(bytes(packet), self.codec, self.length_size) is False:
+            self.extra_pts.add(pts)
+            return "DEFAULT"
+        return "NONREF"
+
+    def take(self, pts: int | None) -> bool:
+        """Whether the frame with this pts came from a packet the hint opened."""
+        if pts is None or pts not in self.extra_pts:
+            return False
+        self.extra_pts.discard(pts)
+        return True
+
+
+_NAL_CODECS = frozenset({"h264", "hevc"})
+
+
+def _nal_starts(data: bytes, length_size: int) -> Iterator[int]:
+    """Offsets of the NAL unit headers in one packet (length-prefixed, or Annex B start codes)."""
+    if length_size:
+        i = 0
+        while i + length_size < len(data):
+            n = int.from_bytes(data[i:i + length_size], "big")
+            i += length_size
+            if n <= 0 or i + n > len(data):
+                return
+            yield i
+            i += n
+    else:
+        i = data.find(b"\x00\x00\x01")
+        while 0 <= i and i + 3 < len(data):
+            yield i + 3
+            i = data.find(b"\x00\x00\x01", i + 3)
+
+
+def is_reference(data: bytes, codec: str, length_size: int) -> bool | None:
+    """Whether other frames may refer to this packet's picture, from its first slice's NAL
+    header (what the decoder's skip_frame=NONREF reads); None without a slice."""
+    for i in _nal_starts(data, length_size):
+        b = data[i]
+        if codec == "h264":
+            if b & 0x1F in (1, 5):                      # coded slice
+                return (b >> 5) & 3 != 0                # nal_ref_idc
+        else:
+            kind = (b >> 1) & 0x3F
+            if kind <= 31:                              # VCL: the _N types (even, <= 14) are not referenced
+                return not (kind <= 14 and kind % 2 == 0)
+    return None
+
+
+def _decoded(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+             hint: CutHint | None) -> Iterator[av.VideoFrame]:
+    """Every frame of `stream`; with a hint, reference frames and what the hint opens."""
+    ctx = stream.codec_context
+    for packet in container.demux(stream):
+        if hint is not None:
+            ctx.skip_frame = hint.skip_for(packet)
+        yield from packet.decode()
 
 
 class _Reader:
@@ -137,13 +265,13 @@ class _Reader:
         self.last_t = t
         return t
 
-    def small(self, frame: av.VideoFrame, t: float | None = None) -> SmallFrame:
+    def small(self, frame: av.VideoFrame, t: float | None = None, extra: bool = False) -> SmallFrame:
         if t is None:
             t = self.time(frame)
         w, h = self.size
         small = self.scaler.reformat(frame, w, h, "rgb24", interpolation="AREA", threads=1)
         self.count += 1
-        return SmallFrame(t, small.to_ndarray(), bool(frame.key_frame))
+        return SmallFrame(t, small.to_ndarray(), bool(frame.key_frame), extra)
 
 
 class _open:

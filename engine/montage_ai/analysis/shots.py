@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import math
 import os
 import threading
@@ -306,6 +307,43 @@ def extract_series(frames: Iterable[SmallFrame]) -> FeatureSeries:
         procs.check_interrupted()
         builder.add(frame.time_s, frame.key_frame, frame_features(frame.rgb))
     return builder.build()
+
+
+MAX_HELD_GROUPS = 256                # first-pass neighbourhoods kept for the second pass (~0.2 MB each)
+
+
+@dataclass
+class FirstPass:
+    """A reference-only pass: its series, and the neighbourhoods where the decoder also gave
+    the frames between two reference frames (decode.CutHint): [frame before, the frames
+    between, frame after], kept where the two differ enough to be a cut."""
+
+    series: FeatureSeries
+    held: list[list[SmallFrame]] = field(default_factory=list)
+
+
+def extract_first_pass(frames: Iterable[SmallFrame]) -> FirstPass:
+    """extract_series for a reference-only pass: `extra` frames stay out of the series (its
+    changes are between reference frames, as without them) and are held, with the frames on
+    either side, only where the change across them could be a cut."""
+    builder = _SeriesBuilder()
+    held: list[list[SmallFrame]] = []
+    before: SmallFrame | None = None
+    between: list[SmallFrame] = []
+    for frame in frames:
+        procs.check_interrupted()
+        if frame.extra:
+            if before is not None:
+                between.append(frame)
+            continue
+        prev = builder.prev
+        builder.add(frame.time_s, frame.key_frame, frame_features(frame.rgb))
+        if between and prev is not None and len(held) < MAX_HELD_GROUPS:
+            _, _, sig, hist = pair_changes(prev, builder.prev)
+            if sig + hist >= CUT_MIN_SCORE:
+                held.append([before, *between, frame])
+        before, between = frame, []
+    return FirstPass(builder.build(), held)
 
 
 # --------------------------------------------------------------------------- boundary detection
@@ -769,12 +807,13 @@ def analyze_clip(media: MediaInfo, clip_index: int) -> ClipAnalysis:
             sparse = False
         series = _read_in_parts(media, share, sparse)
         if series is None:
-            series = extract_series(decode_small_frames(media, problems=problems, reference_only=sparse,
-                                                        threads=share > 1))
+            first = extract_first_pass(decode_small_frames(media, problems=problems, reference_only=sparse,
+                                                           threads=share > 1))
+            series = first.series
+            if sparse and not problems and series.n:
+                series = refine(media, first)
         if series.n == 0:
             raise MediaError(f"{one_line(str(media.path))}: video stream has no decodable frames")
-        if sparse and not problems:
-            series = refine(media, series)
     elapsed = time.perf_counter() - t0
     step = 1.0 / float(media.fps) if media.fps_num else 1.0 / _measured_fps(series.times_s)
     end = float(series.times_s[-1]) + step
@@ -826,11 +865,11 @@ def _read_in_parts(media: MediaInfo, share: int, reference_only: bool) -> Featur
 
     def part(j: int) -> FeatureSeries:
         lead = starts[j] - 4 * step if j else -1.0     # a frame or two before: the first change
-        series = extract_series(decode_windows(media, [(lead, ends[j])], reference_only=reference_only))
+        first = extract_first_pass(decode_windows(media, [(lead, ends[j])], reference_only=reference_only))
         if j:
-            series = take(series, np.flatnonzero(series.times_s >= starts[j]))
+            first.series = take(first.series, np.flatnonzero(first.series.times_s >= starts[j]))
         # the part's own second pass, while the other parts still read (cuts at the seams: later)
-        return refine(media, series, tail=j == n - 1) if reference_only and series.n else series
+        return refine(media, first, tail=j == n - 1) if reference_only and first.series.n else first.series
 
     try:
         with ThreadPoolExecutor(max_workers=n, thread_name_prefix="shots") as pool:
@@ -843,17 +882,39 @@ def _read_in_parts(media: MediaInfo, share: int, reference_only: bool) -> Featur
     return FeatureSeries(signatures=np.concatenate([p.signatures for p in parts]), **cols)
 
 
-def refine(media: MediaInfo, series: FeatureSeries, tail: bool = True) -> FeatureSeries:
-    """The second pass: `series` with every frame of `refine_windows` merged in."""
+def refine(media: MediaInfo, first: FirstPass | FeatureSeries, tail: bool = True) -> FeatureSeries:
+    """The second pass: the first pass's series with every frame of `refine_windows` merged
+    in, from the frames it already holds where they cover a window, else decoded again."""
+    if isinstance(first, FeatureSeries):
+        first = FirstPass(first)
+    series = first.series
     windows = refine_windows(media, series, tail)
     if not windows:
         return series
     step = 1.0 / float(media.fps)
-    wide = [(a - step / 2, b + step / 2) for a, b in windows]
+    held, missing = _held_windows(windows, first.held, step)
+    wide = [(a - step / 2, b + step / 2) for a, b in missing]
     try:
-        return merge_series(series, window_series(decode_windows(media, wide), windows))
+        frames = itertools.chain(itertools.chain.from_iterable(held), decode_windows(media, wide) if wide else ())
+        return merge_series(series, window_series(frames, windows))
     except (av.FFmpegError, OSError):
         return series   # the first pass's frames stand; cut frames may be a frame off
+
+
+def _held_windows(windows: list[tuple[float, float]], held: list[list[SmallFrame]],
+                  step: float) -> tuple[list[list[SmallFrame]], list[tuple[float, float]]]:
+    """The held neighbourhoods that are exactly a window (its two ends and every frame
+    between), and the windows left to decode."""
+    by_start = {round(g[0].time_s / step): g for g in held}
+    found, missing = [], []
+    for a, b in windows:
+        g = by_start.get(round(a / step))
+        if (g is not None and math.isfinite(b) and abs(g[0].time_s - a) < step / 4 and abs(g[-1].time_s - b) < step / 4
+                and len(g) - 1 == round((b - a) / step)):
+            found.append(g)
+        else:
+            missing.append((a, b))
+    return found, missing
 
 
 def refine_windows(media: MediaInfo, series: FeatureSeries, tail: bool = True) -> list[tuple[float, float]]:
