@@ -6,7 +6,13 @@ processes (CPU = user + system of the process and every child it waited for):
 
 - the engine's render of the cut (cold cache), x264 crf 20 veryfast;
 - the encode floor: the same 480 output frames, already decoded and stored raw, encoded once with
-  the same settings (what any renderer must spend at least).
+  the same settings (what any renderer must spend at least);
+- the decode floor: decoding the cut's source frames once with PyAV, one thread, from the keyframe
+  before each segment (reference frames only before it), nothing else (what any renderer that
+  decodes in software must spend besides the encode);
+- ffmpeg alone: one ffmpeg process seeking each segment (-ss before -i), trimming, concatenating
+  and encoding with the same settings (a renderer with no frame rule, no resume and no audio);
+- the engine's imports (Python, OpenTimelineIO, PyAV, NumPy): a fixed cost of every render.
 
     python scripts/bench_render.py [--runs 3] [--work /tmp/bench-render]
 """
@@ -90,6 +96,47 @@ def make_timeline(src: Path, work: Path) -> Path:
     return path
 
 
+DECODE_FLOOR = """
+import sys
+import av
+import opentimelineio as otio
+for clip in otio.adapters.read_from_file(sys.argv[1]).find_clips():
+    start = clip.source_range.start_time.to_seconds()
+    end = start + clip.source_range.duration.to_seconds()
+    with av.open(clip.media_reference.target_url) as c:
+        s = c.streams.video[0]
+        s.thread_type = "SLICE"
+        s.codec_context.thread_count = 1
+        c.seek(int(start / s.time_base), stream=s, backward=True)
+        s.codec_context.skip_frame = "NONREF"
+        for packet in c.demux(s):
+            if packet.pts is not None and packet.pts * s.time_base >= start - 0.1:
+                s.codec_context.skip_frame = "DEFAULT"
+            frames = packet.decode()
+            if frames and frames[-1].time >= end:
+                break
+"""
+
+IMPORTS = "import opentimelineio, av, numpy; from montage_ai.render.conform import render; " \
+          "from montage_ai.timeline.read import read_timeline"
+
+
+def ffmpeg_alone(tl_path: Path, out: Path) -> list[str]:
+    """One ffmpeg: each segment an input seeked to its start, trimmed, concatenated, encoded."""
+    import opentimelineio as otio
+
+    args, chains = [_ffmpeg(), "-loglevel", "error", "-y"], []
+    for i, clip in enumerate(otio.adapters.read_from_file(str(tl_path)).find_clips()):
+        rng = clip.source_range
+        args += ["-ss", f"{rng.start_time.to_seconds():.6f}", "-t", f"{rng.duration.to_seconds():.6f}",
+                 "-i", clip.media_reference.target_url]
+        chains.append(f"[{i}:v]setpts=PTS-STARTPTS[v{i}]")
+    n = len(chains)
+    graph = ";".join(chains) + ";" + "".join(f"[v{i}]" for i in range(n)) + f"concat=n={n}:v=1:a=0[out]"
+    return args + ["-filter_complex", graph, "-map", "[out]", "-c:v", "libx264", "-crf", "20", "-preset", "veryfast",
+                   "-pix_fmt", "yuv420p", str(out)]
+
+
 ENGINE = """
 import sys
 from pathlib import Path
@@ -110,7 +157,9 @@ def main() -> None:
     src = make_source(a.work)
     tl = make_timeline(src, a.work)
     raw = a.work / "cut.yuv"
-    rows: dict[str, list[tuple[float, float]]] = {"engine render (cold cache)": [], "encode floor": []}
+    rows: dict[str, list[tuple[float, float]]] = {"engine render (cold cache)": [], "encode floor": [],
+                                                  "decode floor": [], "ffmpeg alone (no frame rule)": [],
+                                                  "engine imports": []}
     for run in range(a.runs):
         cache = a.work / f"cache{run}"
         subprocess.run(["rm", "-rf", str(cache)], check=True)
@@ -123,6 +172,9 @@ def main() -> None:
             _ffmpeg(), "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{W}x{H}",
             "-framerate", str(FPS), "-i", str(raw), "-c:v", "libx264", "-crf", "20", "-preset", "veryfast",
             "-pix_fmt", "yuv420p", str(a.work / "floor.mp4")]))
+        rows["decode floor"].append(measured([sys.executable, "-c", DECODE_FLOOR, str(tl)]))
+        rows["ffmpeg alone (no frame rule)"].append(measured(ffmpeg_alone(tl, a.work / "ffmpeg-alone.mp4")))
+        rows["engine imports"].append(measured([sys.executable, "-c", IMPORTS]))
     floor_cpu = statistics.median(c for _, c in rows["encode floor"])
     print(f"\n{SEGMENTS} segments, {CUT_FRAMES} frames {W}x{H}@{FPS} from a 60 s H.264 source (1 s GOP), "
           f"x264 crf 20 veryfast, {os.cpu_count()} cores, median of {a.runs}\n")
@@ -132,6 +184,10 @@ def main() -> None:
         wall = statistics.median(w for w, _ in vals)
         cpu = statistics.median(c for _, c in vals)
         print(f"| {name:<28} | {wall:7.2f} | {cpu:7.2f} | {cpu / floor_cpu:10.2f}x |")
+    med = {k: statistics.median(c for _, c in v) for k, v in rows.items()}
+    both = med["encode floor"] + med["decode floor"]
+    print(f"\nencode + decode floors: {both:.2f} s CPU; the engine spends {med['engine render (cold cache)'] / both:.2f}x "
+          f"that ({med['engine render (cold cache)'] - both:+.2f} s, of which {med['engine imports']:.2f} s imports)")
     print(json.dumps({k: v for k, v in rows.items()}))
 
 

@@ -12,9 +12,13 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .. import procs
 from ..errors import RenderError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 MIN_SYSTEM_MAJOR = 6   # filters and options the engine relies on (xfade, -display_rotation, -fps_mode)
@@ -162,7 +166,8 @@ class FfmpegPipe:
         lines = [ln for ln in self._tail.decode(errors="replace").splitlines() if ln.strip()]
         return RenderError(f"{self.what}: ffmpeg exited with {self.proc.returncode}: {' | '.join(lines[-3:])}")
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview | np.ndarray) -> None:
+        """Write raw input; any C-contiguous buffer (a NumPy plane) goes to the pipe uncopied."""
         assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(data)

@@ -192,7 +192,8 @@ def encode_chunk(chunk: Chunk, spec: RenderSpec, out: Path, threads: int, clocks
         for p in chunk.pieces:
             for planes in piece_pictures(p, spec.settings, clocks):
                 check_interrupted()
-                enc.write(planes.tobytes())
+                for plane in planes.buffers():
+                    enc.write(plane)
                 frames_bar.update(1)
             pieces_bar.update(1)
 

@@ -25,8 +25,13 @@ class Planes:
     u: np.ndarray
     v: np.ndarray
 
+    def buffers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The planes as contiguous arrays, to write to a pipe as they are: joining them into one
+        bytes object first costs a fresh 1.4 MB allocation and two copies per 720p frame."""
+        return np.ascontiguousarray(self.y), np.ascontiguousarray(self.u), np.ascontiguousarray(self.v)
+
     def tobytes(self) -> bytes:
-        return b"".join(np.ascontiguousarray(p).tobytes() for p in (self.y, self.u, self.v))
+        return b"".join(p.tobytes() for p in self.buffers())
 
 
 def _even(v: float) -> int:
