@@ -136,6 +136,18 @@ def test_pieces_are_cached_and_output_is_atomic(media, tmp_path):
     assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
 
 
+def test_the_old_lossless_pieces_cache_is_removed(media, tmp_path):
+    """Engines before the chunked render kept lossless pieces in cache/render/pieces, never read
+    now: a render removes them (gigabytes on a long cut) and nothing else in the cache."""
+    old = tmp_path / "cache" / "pieces"
+    old.mkdir(parents=True)
+    (old / "0123abcd.mkv").write_bytes(b"\x00" * 4096)
+    (tmp_path / "cache" / "keep.txt").write_text("not ours to judge")
+    render(read_timeline(_timeline([_clip(media["c25"], 0, 5, 25)], 25)), tmp_path / "a.mp4", tmp_path / "cache",
+           progress=False)
+    assert not old.exists() and (tmp_path / "cache" / "keep.txt").exists()
+
+
 def test_failed_render_leaves_no_output(media, tmp_path):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00" * 5000)

@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -212,6 +213,9 @@ def _has_soundtrack(spec: RenderSpec) -> bool:
     return bool(spec.audio) or spec.settings.keep_clip_audio
 
 
+LEGACY_PIECES = "pieces"    # lossless per-piece intermediates of engines before chunked render: never read now
+
+
 def render(spec: RenderSpec, out_path: Path, cache_dir: Path, workers: int = 2,
            progress: bool | Progress = True, encoder_threads: int | None = None) -> RenderResult:
     """Render `spec` to `out_path` (written atomically); finished chunks are cached under
@@ -220,6 +224,7 @@ def render(spec: RenderSpec, out_path: Path, cache_dir: Path, workers: int = 2,
     cache_dir, out_path = cache_dir.resolve(), out_path.resolve()
     chunk_dir = cache_dir / "chunks"
     chunk_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(cache_dir / LEGACY_PIECES, ignore_errors=True)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     workers = max(1, workers)
     cores = os.cpu_count() or 1
