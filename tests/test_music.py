@@ -13,6 +13,7 @@ import pytest
 
 from montage_ai.analysis.music import MusicAnalysis, analyze_music, decode_audio
 from montage_ai.demo.synth_audio import (
+    make_tempo_track,
     DrumTrackTruth,
     make_drum_track,
     score_beats,
@@ -89,6 +90,53 @@ def format_track(media_dir) -> tuple[DrumTrackTruth, np.ndarray, int]:
 
 
 # --- beats and tempo -----------------------------------------------------------------------------
+
+
+TEMPO_CHANGES = {
+    "ramp 90 -> 130 BPM over 40 s": lambda t: 90.0 + 40.0 * min(1.0, t / 40.0),
+    "sudden 100 -> 140 BPM at 20 s": lambda t: 100.0 if t < 20.0 else 140.0,
+    "sudden 128 -> 96 BPM at 18 s": lambda t: 128.0 if t < 18.0 else 96.0,
+}
+
+
+@pytest.fixture(scope="module", params=list(TEMPO_CHANGES))
+def changing_tempo(media_dir, request) -> tuple[str, DrumTrackTruth, MusicAnalysis]:
+    truth = make_tempo_track(media_dir / f"tempo{list(TEMPO_CHANGES).index(request.param)}.wav",
+                             TEMPO_CHANGES[request.param], duration_s=40.0, seed=5)
+    return request.param, truth, analyze_music(truth.path)
+
+
+def test_beats_follow_a_tempo_that_changes(changing_tempo):
+    """A ramp and a sudden change: the tracker follows the local tempo (librosa's dynamic
+    programme given a tempo per frame), so beats are found throughout, on their attacks."""
+    name, truth, got = changing_tempo
+    scores = score_beats(truth.beat_times_s, got.beat_times_s)
+    print(f"\n{name}: beats found {100 * scores.found_fraction:.1f}% ({len(got.beat_times_s)} detected, "
+          f"{len(truth.beat_times_s)} true, {scores.extra} extra), median error {1000 * scores.median_abs_error_s:.2f} ms")
+    assert scores.found_fraction >= 0.95
+    assert scores.median_abs_error_s <= 0.015
+    assert scores.extra <= 3
+    for half in (slice(0, len(truth.beat_times_s) // 2), slice(len(truth.beat_times_s) // 2, None)):
+        assert score_beats(truth.beat_times_s[half], got.beat_times_s).found_fraction >= 0.9   # throughout
+
+
+def test_cuts_follow_a_tempo_that_changes(changing_tempo):
+    """The cutter's grid is the detected beats: every cut of a montage on a changing tempo sits
+    within a frame of a true beat."""
+    from fractions import Fraction
+
+    import plan_fixtures as fx
+    from montage_ai.direct.presets import load_style
+    from montage_ai.plan.cutter import cut
+
+    name, truth, got = changing_tempo
+    fps = Fraction(25)
+    cl = cut(got, [fx.clip(i, [3.0, 4.5, 6.0, 2.5]) for i in range(6)], load_style("dynamic"), fps, 36.0, seed=2)
+    cuts = [s.record_start_frame for s in cl.segments[1:]]
+    true_frames = np.asarray(truth.beat_times_s) * float(fps)
+    off = [float(np.min(np.abs(true_frames - c))) for c in cuts]
+    print(f"\n{name}: {len(cuts)} cuts, worst {max(off):.2f} frames from a true beat")
+    assert len(cuts) >= 8 and max(off) <= 1.0
 
 
 def test_beats_120_bpm(track120):

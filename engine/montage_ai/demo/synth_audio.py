@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -160,17 +161,21 @@ def synth_drums(
     first_beat_s: float,
     sections: list[SectionTruth],
     seed: int,
+    beat_times_s: list[float] | None = None,
 ) -> tuple[np.ndarray, list[float]]:
-    """Render the groove -> (mono float32 samples peaking at 0.9, beat times in seconds)."""
+    """Render the groove -> (mono float32 samples peaking at 0.9, beat times in seconds).
+    `beat_times_s`, when given, replaces the steady `bpm` grid (a tempo that changes)."""
     rng = np.random.default_rng(seed)
     n = int(round(duration_s * sample_rate))
     out = np.zeros(n, dtype=np.float64)
-    beat_s = 60.0 / bpm
-    beats = []
-    k = 0
-    while first_beat_s + k * beat_s < duration_s - 0.05:
-        beats.append(first_beat_s + k * beat_s)
-        k += 1
+    if beat_times_s is not None:
+        beats = [t for t in beat_times_s if 0 <= t < duration_s - 0.05]
+    else:
+        beats = []
+        k = 0
+        while first_beat_s + k * 60.0 / bpm < duration_s - 0.05:
+            beats.append(first_beat_s + k * 60.0 / bpm)
+            k += 1
 
     def level_at(t: float) -> str:
         for s in sections:
@@ -179,6 +184,7 @@ def synth_drums(
         return sections[-1].level
 
     for k, t in enumerate(beats):
+        beat_s = (beats[k + 1] - t) if k + 1 < len(beats) else (t - beats[k - 1] if k else 60.0 / bpm)
         start = int(round(t * sample_rate))
         high = level_at(t) == "high"
         in_bar = k % BEATS_PER_BAR
@@ -238,6 +244,30 @@ def write_video(path: Path, duration_s: float, audio_path: Path | None = None) -
     argv += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", os.fspath(path)]
     run_ffmpeg(argv, what=f"writing {Path(path).name}", timeout_s=600)
     return Path(path)
+
+
+def beats_for_tempo(bpm_at: Callable[[float], float], duration_s: float, first_beat_s: float = 0.0) -> list[float]:
+    """Beat times of a tempo that changes: each beat one period of the tempo at the previous one."""
+    beats = [first_beat_s]
+    while True:
+        nxt = beats[-1] + 60.0 / bpm_at(beats[-1])
+        if nxt >= duration_s - 0.05:
+            return beats
+        beats.append(nxt)
+
+
+def make_tempo_track(path: Path, bpm_at: Callable[[float], float], duration_s: float = 40.0,
+                     sample_rate: int = 44100, first_beat_s: float = 0.0, seed: int = 0) -> DrumTrackTruth:
+    """A drum track whose tempo follows `bpm_at` (a ramp, a sudden change), one high section;
+    its truth's `bpm` is the mean tempo."""
+    beats = beats_for_tempo(bpm_at, duration_s, first_beat_s)
+    truths = section_truths([(0.0, "high")], duration_s)
+    mean_bpm = 60.0 * (len(beats) - 1) / (beats[-1] - beats[0])
+    samples, beats = synth_drums(mean_bpm, duration_s, sample_rate, first_beat_s, truths, seed, beat_times_s=beats)
+    write_audio(Path(path), samples, sample_rate)
+    return DrumTrackTruth(path=Path(path), bpm=mean_bpm, duration_s=duration_s, sample_rate=sample_rate,
+                          first_beat_s=first_beat_s, beat_times_s=beats, downbeat_times_s=beats[::BEATS_PER_BAR],
+                          sections=truths)
 
 
 def make_drum_track(
