@@ -94,7 +94,7 @@ def test_the_list_covers_every_behavioural_field():
             fields |= {f"{name}.{sub}" for sub in f.annotation.model_fields}
         elif name not in informational:
             fields.add(name)
-    assert fields - set(CHANGES) == {"reuse_gap"}  # covered by its own test below
+    assert fields - set(CHANGES) == {"reuse_gap", "jump_cuts"}  # covered by their own tests below
 
 
 @pytest.mark.parametrize("field", sorted(CHANGES))
@@ -107,3 +107,8 @@ def test_field_changes_the_timeline(field):
 def test_reuse_gap_changes_the_timeline_when_material_runs_out():
     base = load_style("fast").model_copy(update={"reuse_gap": 1})
     assert _timeline_text(base, n_clips=2) != _timeline_text(base.model_copy(update={"reuse_gap": 5}), n_clips=2)
+
+
+def test_jump_cuts_change_the_timeline_when_material_runs_out():
+    base = load_style("fast")
+    assert _timeline_text(base, n_clips=1) != _timeline_text(base.model_copy(update={"jump_cuts": True}), n_clips=1)

@@ -24,6 +24,7 @@ from .analysis.cache import load_or_analyze
 from .analysis.music import MusicAnalysis
 from .analysis.music_apart import analyze_music_apart
 from .analysis.shots import ClipAnalysis
+from .analysis.similarity import with_groups
 from .direct.llm import DirectorRecord, direct
 from .direct.plan import EditPlan
 from .direct.presets import load_style
@@ -158,7 +159,7 @@ def analyze_clips(media: list[MediaInfo], cache_dir: Path, workers: int,
     clips = [r for r in results if r is not None and r.shots]
     if not clips:
         raise MontageError("no usable video shots in the clips folder")
-    return clips, hits, skipped
+    return with_groups(clips), hits, skipped
 
 
 def choose_fps(settings: Settings, media: list[MediaInfo]) -> Fraction:
@@ -193,7 +194,9 @@ def analysis_summary(music: MusicAnalysis | None, clips: list[ClipAnalysis]) -> 
                   "sections": [s.model_dump() for s in music.sections]},
         "shots": [{"id": s.id, "source": c.media.path.name, "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3),
                    "score": round(s.score, 3), "motion": round(s.motion, 3), "sharpness": round(s.sharpness, 3),
-                   "brightness": round(s.brightness, 3)} for c in clips for s in c.shots],
+                   "brightness": round(s.brightness, 3),
+                   **({"same_moment_as": s.group} if s.group and s.group != s.id else {})}
+                  for c in clips for s in c.shots],
     }
 
 

@@ -58,7 +58,7 @@ from ..errors import MediaError
 from ..media.probe import MediaInfo
 from .decode import ANALYSIS_WIDTH, SmallFrame, decode_small_frames, decode_windows  # noqa: F401 (re-exported)
 
-ANALYSIS_VERSION = 2                 # 2: reference frames first, flicker-robust cuts
+ANALYSIS_VERSION = 3                 # 2: reference frames first, flicker-robust cuts; 3: shot signatures
 SIG_COLS, SIG_ROWS = 16, 9          # colour signature grid
 HIST_BITS = 5                       # per-channel histograms of 2**5 = 32 bins
 HIST_BINS = 1 << HIST_BITS
@@ -124,6 +124,8 @@ class Shot(BaseModel):
     start_frame: int = 0        # index of the shot's first decoded frame
     end_frame: int = 0          # exclusive
     transition_in: str = "start"  # how the shot begins: start | cut | fade | dissolve
+    signature: str = ""         # the shot's look: median colour of a 8x4 grid (hex RGB), see similarity.py
+    group: str = ""             # near-duplicate group across clips (the planner's; "" = not grouped yet)
 
 
 class UnusableRange(BaseModel):
@@ -688,9 +690,17 @@ def frame_end_times(times: np.ndarray, fps: float) -> np.ndarray:
     return np.concatenate([times[1:], [times[-1] + step]])
 
 
+def shot_signature(sigs: np.ndarray) -> str:
+    """A shot's look in 96 bytes: the median over its frames of each cell of an 8x4 grid (the
+    16x9 frame signature, 2x2 cells averaged, last row dropped), hex RGB."""
+    grid = np.median(sigs, axis=0).reshape(SIG_ROWS, SIG_COLS, 3)[:8].astype(np.float32)
+    coarse = grid.reshape(4, 2, 8, 2, 3).mean(axis=(1, 3))
+    return np.round(coarse).astype(np.uint8).tobytes().hex()
+
+
 def build_shots(clip_index: int, spans: list[tuple[int, int, str]], times: np.ndarray, ends: np.ndarray,
                 motion: np.ndarray, sharp: np.ndarray, bright: np.ndarray, quality: np.ndarray,
-                unusable: np.ndarray) -> list[Shot]:
+                unusable: np.ndarray, signatures: np.ndarray | None = None) -> list[Shot]:
     shots = []
     for n, (a, b, kind) in enumerate(spans):
         usable = ~unusable[a:b]
@@ -703,6 +713,7 @@ def build_shots(clip_index: int, spans: list[tuple[int, int, str]], times: np.nd
             motion=_r(motion[a:b][pick].mean()), sharpness=_r(sharp[a:b][pick].mean()),
             brightness=_r(bright[a:b][pick].mean()), usable_s=_r(durations[usable].sum()),
             start_frame=a, end_frame=b, transition_in=kind,
+            signature=shot_signature(signatures[a:b][pick]) if signatures is not None and b > a else "",
         ))
     return shots
 
@@ -739,7 +750,7 @@ def analyze_series(media: MediaInfo, clip_index: int, series: FeatureSeries) -> 
     spans = shot_spans(boundaries, series.n, max(1, int(round(MIN_SHOT_S * rate))))
     kept = {a for a, _, _ in spans}
     number = frame_numbers(times, fps, dense=rate >= fps or media.variable_frame_rate)
-    shots = build_shots(clip_index, spans, times, ends, motion, sharp, bright, quality, unusable)
+    shots = build_shots(clip_index, spans, times, ends, motion, sharp, bright, quality, unusable, series.signatures)
     shots = [s.model_copy(update={"start_frame": int(number[s.start_frame]),
                                   "end_frame": int(number[s.end_frame]) if s.end_frame < series.n
                                   else int(number[-1]) + 1}) for s in shots]

@@ -130,6 +130,7 @@ class _Candidate:
     clip: ClipAnalysis
     first: int          # first usable output-rate frame (from the file start)
     stop: int           # one past the last
+    group: str = ""     # near-duplicate group (the same moment seen again): the shot's id when alone
     uses: int = 0
     last_used: int = -10**9
     used: list[tuple[int, int]] = field(default_factory=list)
@@ -149,7 +150,7 @@ def _candidates(clips: list[ClipAnalysis], fps: Fraction) -> list[_Candidate]:
             if stop - first > 6:
                 first, stop = first + 1, stop - 1
             if stop > first:
-                out.append(_Candidate(shot=shot, clip=clip, first=first, stop=stop))
+                out.append(_Candidate(shot=shot, clip=clip, first=first, stop=stop, group=shot.group or shot.id))
     return out
 
 
@@ -166,39 +167,93 @@ def _appeal(c: _Candidate, plan: EditPlan, sec: Section, prev: _Candidate | None
     return a
 
 
+def _window_means(c: _Candidate, need: int, fps: Fraction) -> np.ndarray:
+    """Mean quality of every `need`-frame window of c, by start (c.first + index)."""
+    frames = np.arange(c.first, c.stop)
+    clip = c.clip
+    if clip.sample_times_s:
+        q = np.interp(frames / float(fps), clip.sample_times_s, clip.quality)
+    else:
+        q = np.ones(len(frames))
+    sums = np.concatenate([[0.0], np.cumsum(q)])
+    return (sums[need:] - sums[:-need]) / need
+
+
+def _free_window(c: _Candidate, need: int, fps: Fraction) -> int | None:
+    """Start of the best `need`-frame window of c that shares no frame with an earlier use of
+    it (never the same moment twice); None when none is left."""
+    if c.frames < need:
+        return None
+    means = _window_means(c, need, fps)
+    starts = np.arange(c.first, c.first + means.size)
+    free = np.ones(means.size, dtype=bool)
+    for a, b in c.used:
+        free &= (starts + need <= a) | (starts >= b)
+    if not free.any():
+        return None
+    return int(starts[np.flatnonzero(free)[np.argmax(means[free])]])
+
+
+def _least_reused_window(c: _Candidate, need: int, fps: Fraction) -> int:
+    """When material has run out: the window that overlaps earlier uses of c least."""
+    means = _window_means(c, need, fps)
+    starts = np.arange(c.first, c.first + means.size)
+    overlap = np.zeros(means.size)
+    for a, b in c.used:
+        overlap += np.clip(np.minimum(starts + need, b) - np.maximum(starts, a), 0, None)
+    return int(starts[np.lexsort((-means, overlap))[0]])
+
+
+def _jump_cut(c: _Candidate, prev: _Candidate | None) -> bool:
+    """c right after prev would be a jump cut: the same shot again, or the same moment seen
+    again (its near-duplicate group: a shot split by a flash, a take repeated)."""
+    return prev is not None and (c is prev or c.group == prev.group)
+
+
+@dataclass
+class _Choice:
+    cand: _Candidate
+    start: int
+    forced: str = ""    # why the rules had to bend: the material ran out
+
+
 def _pick(cands: list[_Candidate], need: int, k: int, plan: EditPlan, sec: Section,
-          prev: _Candidate | None, rng: random.Random) -> _Candidate | None:
-    """Fresh good shots first; reuse only once they are spent, least-used and not too recent."""
-    eligible = [c for c in cands if c.frames >= need and c.shot.id not in plan.avoid_shots and c is not prev]
+          prev: _Candidate | None, rng: random.Random, group_last: dict[str, int],
+          fps: Fraction) -> _Choice | None:
+    """Fresh good shots first, never a moment already shown, nor the same moment seen again
+    (a near-duplicate group) while others are left, nor a jump cut unless the plan wants them;
+    reuse only once the material is spent, least-used and not too recent."""
+    eligible = [c for c in cands if c.frames >= need and c.shot.id not in plan.avoid_shots
+                and (plan.jump_cuts or c is not prev)]
+    smooth = [c for c in eligible if plan.jump_cuts or not _jump_cut(c, prev)]
+    free = {id(c): s for c in (smooth or eligible) if (s := _free_window(c, need, fps)) is not None}
+    fresh = [c for c in (smooth or eligible) if id(c) in free]
+    group_new = lambda c: c.group not in group_last  # noqa: E731
+    group_away = lambda c: k - group_last.get(c.group, -10**9) > plan.reuse_gap  # noqa: E731
     pools = [
-        [c for c in eligible if c.uses == 0 and c.shot.score >= plan.min_quality],
-        [c for c in eligible if c.uses == 0],
-        [c for c in eligible if k - c.last_used > plan.reuse_gap],
-        eligible,
+        [c for c in fresh if c.uses == 0 and group_new(c) and c.shot.score >= plan.min_quality],
+        [c for c in fresh if c.uses == 0 and group_new(c)],
+        [c for c in fresh if c.uses == 0 and group_away(c)],
+        [c for c in fresh if c.uses == 0],
+        [c for c in fresh if k - c.last_used > plan.reuse_gap and group_away(c)],
+        [c for c in fresh if k - c.last_used > plan.reuse_gap],
+        fresh,
     ]
     pool = next((p for p in pools if p), None)
+    forced = ""
     if pool is None:
-        return None
+        pool = smooth or eligible
+        forced = "every moment long enough had been shown"
+        if not pool:
+            return None
     fewest = min(c.uses for c in pool)
     pool = [c for c in pool if c.uses == fewest]
     ranked = sorted(pool, key=lambda c: (-_appeal(c, plan, sec, prev), c.shot.id))[:3]
-    return rng.choices(ranked, weights=[0.6, 0.3, 0.1][: len(ranked)])[0]
-
-
-def _best_window(c: _Candidate, need: int, fps: Fraction) -> int:
-    """Start frame of the `need`-frame window with the best mean quality, away from earlier uses."""
-    frames = np.arange(c.first, c.stop)
-    times = frames / float(fps)
-    clip = c.clip
-    if clip.sample_times_s:
-        q = np.interp(times, clip.sample_times_s, clip.quality)
-    else:
-        q = np.ones(len(frames))
-    for a, b in c.used:
-        q[(frames >= a) & (frames < b)] -= 1.0
-    sums = np.concatenate([[0.0], np.cumsum(q)])
-    means = (sums[need:] - sums[:-need]) / need
-    return int(c.first + int(np.argmax(means)))
+    c = rng.choices(ranked, weights=[0.6, 0.3, 0.1][: len(ranked)])[0]
+    if not smooth and not forced:
+        forced = "no other shot was long enough to avoid a jump cut"
+    start = free[id(c)] if id(c) in free else _least_reused_window(c, need, fps)
+    return _Choice(c, start, forced)
 
 
 def cut(music: MusicAnalysis, clips: list[ClipAnalysis], plan: EditPlan, fps: Fraction,
@@ -215,6 +270,8 @@ def cut(music: MusicAnalysis, clips: list[ClipAnalysis], plan: EditPlan, fps: Fr
     beat_frames = 60.0 / max(music.tempo_bpm, 1.0) * float(fps)
     segments: list[Segment] = []
     warnings: list[str] = []
+    forced: list[str] = []
+    group_last: dict[str, int] = {}
     prev: _Candidate | None = None
     for k, (i, j) in enumerate(spans):
         rec, dur = grid[i], grid[j] - grid[i]
@@ -222,8 +279,8 @@ def cut(music: MusicAnalysis, clips: list[ClipAnalysis], plan: EditPlan, fps: Fr
         tail = dissolves[k + 1] // 2 if k + 1 < len(spans) else 0
         sec = section_at(music, rec / fps)
         need = head + dur + tail
-        c = _pick(cands, need, k, plan, sec, prev, rng)
-        if c is None:
+        choice = _pick(cands, need, k, plan, sec, prev, rng, group_last, fps)
+        if choice is None:
             # No shot is long enough: take the longest and let the window run on across the
             # shot boundary, kept inside the file, and say so.
             c = max((x for x in cands if x is not prev), key=lambda x: x.frames, default=cands[0])
@@ -231,9 +288,12 @@ def cut(music: MusicAnalysis, clips: list[ClipAnalysis], plan: EditPlan, fps: Fr
             start = max(0, min(c.first, file_frames - need))
             warnings.append(f"segment {k}: no shot is {float(need / fps):.2f}s long; {c.shot.id} runs past its shot")
         else:
-            start = _best_window(c, need, fps)
+            c, start = choice.cand, choice.start
+            if choice.forced:
+                forced.append(f"segment {k} ({c.shot.id}): {choice.forced}")
         c.uses += 1
         c.last_used = k
+        group_last[c.group] = k
         c.used.append((start, start + need))
         in_frame = start + head
         segments.append(Segment(
@@ -246,5 +306,8 @@ def cut(music: MusicAnalysis, clips: list[ClipAnalysis], plan: EditPlan, fps: Fr
                     f"{float(in_frame / fps):.2f}s" + (f", use {c.uses}" if c.uses > 1 else "")),
         ))
         prev = c
+    if forced:
+        warnings.append(f"the material ran out: {len(forced)} segment(s) repeat a moment or cut within a shot "
+                        f"({'; '.join(forced[:5])}{'; ...' if len(forced) > 5 else ''})")
     return CutList(fps_num=fps.numerator, fps_den=fps.denominator, total_frames=end,
                    segments=segments, warnings=warnings)
