@@ -244,3 +244,18 @@ def test_brief_without_any_backend_says_so(media, tmp_path):
     s = run(_settings(media, tmp_path), progress=False)
     assert s.director.path == "offline-fallback" and "no LLM is configured" in s.director.fallbacks[0]
     _assert_valid_montage(s)
+
+
+def test_the_chosen_style_reaches_the_llm_as_its_starting_preset(media, tmp_path):
+    """--style with an LLM configured is not dropped: the request names it as the user's preset
+    (and the instructions say to start from it); without --style the request names none."""
+    with CgpuServeStandIn() as srv:
+        srv.script(Text(plan_reply("wedding")), Text(FAST))
+        chosen = run(_settings(media, tmp_path / "a", style="wedding", **_cgpu(srv)), progress=False)
+        plain = run(_settings(media, tmp_path / "b", **_cgpu(srv)), progress=False)
+        sent = [json.loads(r.json["input"]) for r in srv.model_requests]
+        instructions = srv.model_requests[0].json["instructions"]
+    assert sent[0]["style"] == "wedding" and "style" not in sent[1]
+    assert "the user chose that preset" in instructions
+    assert chosen.director.path == plain.director.path == "llm"
+    assert _plan_json(chosen)["plan"]["style"] == "wedding"
