@@ -165,3 +165,22 @@ def test_a_run_on_the_real_media_never_shows_a_moment_twice(shared_media, tmp_pa
     group = {sh["id"]: sh.get("same_moment_as", sh["id"]) for sh in plan["analysis"]["shots"]}
     seq = [group[x["shot_id"]] for x in segs]
     assert all(a != b for a, b in zip(seq, seq[1:]))
+
+
+def test_the_craft_report_counts_what_the_cut_did():
+    """On a cut with plenty of material and on one that runs out: shots shown again, moments
+    shown twice, jump cuts and beats are counted as the segments say."""
+    from montage_ai.plan.craft import craft_report
+
+    m = fx.music()
+    plenty = [fx.clip(i, [3.0, 4.5, 6.0, 2.5]) for i in range(8)]
+    rich = craft_report(cut(m, plenty, load_style("dynamic"), FPS, 30.0, seed=3), plenty, m)
+    assert rich.repeated_windows == 0 and rich.repeated_shots == {} and rich.jump_cuts == 0 and not rich.ran_out
+    assert rich.cuts == rich.segments - 1 and rich.cuts_on_beat == rich.cuts      # the fixture's cuts are all on beats
+    assert sum(s.segments for s in rich.sources) == rich.segments
+    short = [fx.clip(0, [3.0, 3.0])]
+    cl = cut(m, short, load_style("fast"), FPS, 30.0, seed=1)
+    poor = craft_report(cl, short, m)
+    assert poor.ran_out and poor.repeated_windows == len(_overlaps(cl)) > 0
+    assert set(poor.repeated_shots) == {"c00s00", "c00s01"}
+    assert any("moments shown twice" in line and "ran out" in line for line in poor.lines())

@@ -153,3 +153,17 @@ def test_injected_text_does_not_run(rr, browser, tmp_path):
         assert not p.blocked
     finally:
         p.close()
+
+
+def test_the_craft_report_is_on_the_page(rr, page):
+    """The review page says how the cut was judged: the numbers of plan.json's craft report,
+    visible in the browser (not only in the HTML)."""
+    craft = rr.plan_json["craft"]
+    page.wait("document.getElementById('craft') !== null")
+    assert page.js("document.getElementById('craft').getBoundingClientRect().height") > 50
+    text = page.js("document.getElementById('craft').innerText")
+    assert f"{craft['cuts_on_beat']} of {craft['cuts']}" in text
+    assert f"{craft['shots_used']} of {craft['shots_available']}" in text
+    assert "jump cuts" in text and "near-duplicates returning" in text
+    rows = page.js("document.querySelectorAll('#craft table.sources tr').length")
+    assert rows == 1 + len(craft["sources"])

@@ -32,6 +32,7 @@ from .errors import MediaError, MontageError
 from .media.probe import MediaInfo, probe
 from .outputs import Inputs, Outputs, engine_outputs
 from .plan.cutter import CutList, cut
+from .plan.craft import CraftReport, craft_report
 from .render.conform import render
 from .report.page import CHART_NAME, REPORT_NAME, STORYBOARD_NAME, make_report
 from .report.preview import PREVIEW_NAME, preview_spec
@@ -68,6 +69,7 @@ class RunSummary(BaseModel):
     exports: list[str] = []
     notes: list[str] = []
     report: Path | None = None
+    craft: CraftReport | None = None
 
     def text(self) -> str:
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.stages_s.items())
@@ -79,6 +81,7 @@ class RunSummary(BaseModel):
             f"{self.duration_s:.2f}s = {self.frames} frames at {self.fps} fps",
             f"time: {stages} (analysis cache hits: {self.cache_hits})",
             *self.director.line().split("\n"),
+            *(self.craft.lines() if self.craft else []),
         ]
         lines += [f"variant: {v}" for v in self.variants]
         lines += [f"export {e}" for e in self.exports]
@@ -296,6 +299,7 @@ def _run_checked(settings: Settings, clip_paths: list[Path], music_path: Path, o
         cuts=len(cuts.segments), clips_used=len({s.source for s in cuts.segments}), clips_found=len(media) + len(skipped),
         skipped=skipped, duration_s=cuts.total_frames / float(fps), frames=cuts.total_frames,
         fps=str(fps), stages_s=dict(prog.stages_s), cache_hits=hits, warnings=cuts.warnings,
+        craft=craft_report(cuts, clips, music),
         director=directed.record, variants=[o[1].parent / video_name for o in made[1:]], exports=exports,
         notes=context.notes,
     )
@@ -369,6 +373,7 @@ def _make_montage(c: _MontageContext, plan: EditPlan, out: Path, prog: Progress,
             "director": record,
             "analysis": analysis_summary(c.music, c.clips),
             "segments": [s.model_dump(mode="json") for s in cuts.segments],
+            "craft": craft_report(cuts, c.clips, c.music).model_dump(mode="json"),
             "warnings": cuts.warnings,
         }, indent=2))
         c.outputs.record(otio_path, plan_path)

@@ -139,6 +139,7 @@ def render_page(timeline: otio.schema.Timeline, plan_json: dict[str, Any], summa
         _header(timeline, meta, plan, summary, storyboard.segments, frames, fps),
         f'<section class="top">{_player(video, fps)}{_director(director, plan)}</section>',
         _chart(chart),
+        _craft(plan_json.get("craft") or summary.get("craft")),
         _segments_table(storyboard, fps, colors),
         _settings(meta, summary, settings),
         _timings(summary),
@@ -274,6 +275,30 @@ def _timings(summary: dict) -> str:
                    for k, v in stages.items())
     total = f'<tr><td>total</td><td class="num">{sum(stages.values()):.2f} s</td><td></td></tr>'
     return f'<section><h2>Timings</h2><table class="timings">{rows}{total}</table></section>'
+
+
+def _craft(craft: dict | None) -> str:
+    """How the cut was judged (plan/craft.py): repeats, near-duplicates, jump cuts, balance, beats."""
+    if not isinstance(craft, dict) or "segments" not in craft:
+        return ""
+    cuts, on_beat = int(craft.get("cuts") or 0), int(craft.get("cuts_on_beat") or 0)
+    repeats = craft.get("repeated_shots") or {}
+    rows = [
+        ("shots used", f"{craft.get('shots_used')} of {craft.get('shots_available')} for {craft.get('segments')} segments"),
+        ("cuts on a beat", f"{on_beat} of {cuts}" + (f" ({100 * on_beat / cuts:.0f}%)" if cuts else "")),
+        ("shots shown again", ", ".join(f"{k} ×{n}" for k, n in sorted(repeats.items())) or "none"),
+        ("moments shown twice", str(craft.get("repeated_windows", 0))
+         + (" (the material ran out)" if craft.get("ran_out") else "")),
+        ("near-duplicates returning", str(craft.get("near_duplicate_returns", 0))),
+        ("jump cuts", str(craft.get("jump_cuts", 0))),
+    ]
+    sources = "".join(f"<tr><td>{e(shown_name(str(s.get('source'))))}</td><td class=\"num\">{int(s.get('segments') or 0)}</td>"
+                      f"<td class=\"num\">{float(s.get('seconds') or 0):.1f} s</td></tr>"
+                      for s in craft.get("sources") or [] if isinstance(s, dict))
+    return ('<section id="craft"><h2>Craft</h2><dl>'
+            + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in rows) + "</dl>"
+            + (f'<table class="sources"><tr><th>source</th><th>segments</th><th>time</th></tr>{sources}</table>'
+               if sources else "") + "</section>")
 
 
 def _warnings(plan_json: dict, summary: dict) -> str:
