@@ -58,6 +58,7 @@ def test_lavfi_hard_cuts_exact_though_frames_were_skipped(lavfi_cuts):
           f"{a.frames_analyzed} of {frames} frames decoded")
     assert [b.frame for b in a.boundaries] == cuts
     assert all(b.kind == "cut" for b in a.boundaries)
+    assert not any(s.flicker for s in a.shots)
     assert a.frames_analyzed < 0.8 * frames          # the first pass skipped non-reference frames
     assert [s.start_frame for s in a.shots] == [0] + cuts
     assert [round(s.start_s * FPS) for s in a.shots] == [0] + cuts
@@ -86,6 +87,7 @@ def test_flashes_strobe_and_flicker_inside_one_shot_are_not_cuts(tmp_path):
     a = analyze_clip(probe(path), 0)
     assert a.boundaries == [], [(b.frame, b.kind) for b in a.boundaries]
     assert len(a.shots) == 1
+    assert a.shots[0].flicker          # the director is told: one shot, with flashes and flicker inside
 
 
 def test_same_layout_tells_flicker_from_a_cut():

@@ -198,7 +198,8 @@ def analysis_summary(music: MusicAnalysis | None, clips: list[ClipAnalysis]) -> 
         "shots": [{"id": s.id, "source": c.media.path.name, "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3),
                    "score": round(s.score, 3), "motion": round(s.motion, 3), "sharpness": round(s.sharpness, 3),
                    "brightness": round(s.brightness, 3),
-                   **({"same_moment_as": s.group} if s.group and s.group != s.id else {})}
+                   **({"same_moment_as": s.group} if s.group and s.group != s.id else {}),
+                   **({"flicker": True} if s.flicker else {})}
                   for c in clips for s in c.shots],
     }
 

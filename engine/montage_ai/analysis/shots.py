@@ -124,6 +124,7 @@ class Shot(BaseModel):
     start_frame: int = 0        # index of the shot's first decoded frame
     end_frame: int = 0          # exclusive
     transition_in: str = "start"  # how the shot begins: start | cut | fade | dissolve
+    flicker: bool = False       # flashes, a strobe or flicker inside (sudden changes that are not cuts)
     signature: str = ""         # the shot's look: median colour of a 8x4 grid (hex RGB), see similarity.py
     group: str = ""             # near-duplicate group across clips (the planner's; "" = not grouped yet)
 
@@ -518,8 +519,9 @@ def _plateau_middles(best: dict[int, tuple[float, int]]) -> list[tuple[int, floa
     return out
 
 
-def detect_boundaries(series: FeatureSeries, fps: float) -> list[Boundary]:
-    """All shot boundaries, sorted; black runs swallow the cuts at their edges."""
+def detect_boundaries(series: FeatureSeries, fps: float, disturbed: list[int] | None = None) -> list[Boundary]:
+    """All shot boundaries, sorted; black runs swallow the cuts at their edges. Sudden changes
+    that are not shot changes (a flash, a strobe, flicker) are added to `disturbed` when given."""
     n = series.n
     fades = detect_fades(series, fps)
     black = black_frames(series)
@@ -527,8 +529,13 @@ def detect_boundaries(series: FeatureSeries, fps: float) -> list[Boundary]:
     found: dict[int, tuple[str, float]] = {}
     hist_per_step = series.hist_change / frame_gaps(series.times_s)
     for i, strength in detect_cuts(content_score(series), hist_per_step, series.key_frame):
-        if not _touches_black(i, black_spans) and not is_blip(series, i, i) and not same_layout(series, i):
-            found[i] = ("cut", strength)
+        if _touches_black(i, black_spans):
+            continue
+        if is_blip(series, i, i) or same_layout(series, i):
+            if disturbed is not None:
+                disturbed.append(i)
+            continue
+        found[i] = ("cut", strength)
     for i, strength, (a, b) in fades:
         if not _black_glitch(series, a, b):
             found[i] = ("fade", strength)
@@ -741,7 +748,8 @@ def analyze_series(media: MediaInfo, clip_index: int, series: FeatureSeries) -> 
     fps = float(media.fps) if media.fps_num else _measured_fps(series.times_s)
     rate = _sample_rate(media, series.times_s)
     series = per_frame_motion(series, fps)
-    boundaries = detect_boundaries(series, rate)
+    disturbed: list[int] = []
+    boundaries = detect_boundaries(series, rate, disturbed)
     unusable, ranges = unusable_mask(series, rate)
     motion, sharp, bright = normalised_measures(series)
     quality = quality_scores(motion, sharp, bright, unusable, series.bright_share)
@@ -751,6 +759,7 @@ def analyze_series(media: MediaInfo, clip_index: int, series: FeatureSeries) -> 
     kept = {a for a, _, _ in spans}
     number = frame_numbers(times, fps, dense=rate >= fps or media.variable_frame_rate)
     shots = build_shots(clip_index, spans, times, ends, motion, sharp, bright, quality, unusable, series.signatures)
+    shots = [s.model_copy(update={"flicker": any(s.start_frame <= i < s.end_frame for i in disturbed)}) for s in shots]
     shots = [s.model_copy(update={"start_frame": int(number[s.start_frame]),
                                   "end_frame": int(number[s.end_frame]) if s.end_frame < series.n
                                   else int(number[-1]) + 1}) for s in shots]

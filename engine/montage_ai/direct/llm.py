@@ -77,7 +77,8 @@ def llm_summary(music: MusicAnalysis, clips: list[ClipAnalysis]) -> dict[str, An
         "shots": [{"id": s.id, "clip": s.clip_index, "length_s": round(s.end_s - s.start_s, 2),
                    "quality": round(s.score, 2), "motion": round(s.motion, 2), "sharpness": round(s.sharpness, 2),
                    "brightness": round(s.brightness, 2),
-                   **({"same_moment_as": s.group} if s.group and s.group != s.id else {})}
+                   **({"same_moment_as": s.group} if s.group and s.group != s.id else {}),
+                   **({"flicker": True} if s.flicker else {})}
                   for s in sorted(shots, key=lambda s: s.id)],
     }
 
@@ -96,7 +97,8 @@ How to decide:
 - If the input names a `style`, the user chose that preset: start from it and change only what the brief calls
   for. Otherwise start from the preset closest to the brief.
 - Shots with the same `same_moment_as` show one moment (a repeated take, a second camera): the software keeps
-  them apart; favour one of them rather than several.
+  them apart; favour one of them rather than several. `flicker` marks shots with flashes, a strobe or
+  flickering light inside (one shot, not several): good for energy, tiring in calm sections.
 - `pacing` gives cut lengths in whole beats per section energy (low/mid/high); `section_pacing` overrides them by
   section label; short cuts feel fast and aggressive, long ones slow and calm.
 - `transitions`: "cut" or "dissolve" (centred on the cut), at section changes or at any cut.
