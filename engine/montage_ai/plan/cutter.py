@@ -134,6 +134,7 @@ class _Candidate:
     uses: int = 0
     last_used: int = -10**9
     used: list[tuple[int, int]] = field(default_factory=list)
+    quality_sums: np.ndarray | None = None      # running sum of per-frame quality, made once when needed
 
     @property
     def frames(self) -> int:
@@ -169,20 +170,33 @@ def _appeal(c: _Candidate, plan: EditPlan, sec: Section, prev: _Candidate | None
 
 def _window_means(c: _Candidate, need: int, fps: Fraction) -> np.ndarray:
     """Mean quality of every `need`-frame window of c, by start (c.first + index)."""
-    frames = np.arange(c.first, c.stop)
-    clip = c.clip
-    if clip.sample_times_s:
-        q = np.interp(frames / float(fps), clip.sample_times_s, clip.quality)
-    else:
-        q = np.ones(len(frames))
-    sums = np.concatenate([[0.0], np.cumsum(q)])
+    if c.quality_sums is None:
+        frames = np.arange(c.first, c.stop)
+        clip = c.clip
+        if clip.sample_times_s:
+            q = np.interp(frames / float(fps), clip.sample_times_s, clip.quality)
+        else:
+            q = np.ones(len(frames))
+        c.quality_sums = np.concatenate([[0.0], np.cumsum(q)])
+    sums = c.quality_sums
     return (sums[need:] - sums[:-need]) / need
+
+
+def _has_free_window(c: _Candidate, need: int) -> bool:
+    """Whether some `need` frames of c share no frame with an earlier use of it (cheap: the
+    gaps between uses, no quality arrays)."""
+    at = c.first
+    for a, b in sorted(c.used):
+        if a - at >= need:
+            return True
+        at = max(at, b)
+    return c.stop - at >= need
 
 
 def _free_window(c: _Candidate, need: int, fps: Fraction) -> int | None:
     """Start of the best `need`-frame window of c that shares no frame with an earlier use of
     it (never the same moment twice); None when none is left."""
-    if c.frames < need:
+    if not _has_free_window(c, need):
         return None
     means = _window_means(c, need, fps)
     starts = np.arange(c.first, c.first + means.size)
@@ -226,8 +240,7 @@ def _pick(cands: list[_Candidate], need: int, k: int, plan: EditPlan, sec: Secti
     eligible = [c for c in cands if c.frames >= need and c.shot.id not in plan.avoid_shots
                 and (plan.jump_cuts or c is not prev)]
     smooth = [c for c in eligible if plan.jump_cuts or not _jump_cut(c, prev)]
-    free = {id(c): s for c in (smooth or eligible) if (s := _free_window(c, need, fps)) is not None}
-    fresh = [c for c in (smooth or eligible) if id(c) in free]
+    fresh = [c for c in (smooth or eligible) if _has_free_window(c, need)]
     group_new = lambda c: c.group not in group_last  # noqa: E731
     group_away = lambda c: k - group_last.get(c.group, -10**9) > plan.reuse_gap  # noqa: E731
     pools = [
@@ -252,8 +265,8 @@ def _pick(cands: list[_Candidate], need: int, k: int, plan: EditPlan, sec: Secti
     c = rng.choices(ranked, weights=[0.6, 0.3, 0.1][: len(ranked)])[0]
     if not smooth and not forced:
         forced = "no other shot was long enough to avoid a jump cut"
-    start = free[id(c)] if id(c) in free else _least_reused_window(c, need, fps)
-    return _Choice(c, start, forced)
+    start = _free_window(c, need, fps)
+    return _Choice(c, _least_reused_window(c, need, fps) if start is None else start, forced)
 
 
 def cut(music: MusicAnalysis, clips: list[ClipAnalysis], plan: EditPlan, fps: Fraction,
