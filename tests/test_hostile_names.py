@@ -114,7 +114,7 @@ def test_messages_stay_one_line_per_item(hostile_run):
     """No name splits a line of the summary: every line starts as the summary's lines do."""
     result = hostile_run["result"]
     for line in result.stdout.splitlines():
-        assert re.match(r"^(montage|timeline|tempo|\d+ segments|time|director|variant|export|skipped|warning)\b",
+        assert re.match(r"^(montage|timeline|tempo|\d+ segments|time|director|craft|variant|export|skipped|warning)\b",
                         line), line
     assert "\x1b" not in result.stdout + result.stderr
 
