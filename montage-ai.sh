@@ -12,7 +12,7 @@ VENV="${MONTAGE_VENV:-$ROOT/.venv}"
 export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$ROOT/.cache/numba}"
 
 find_python() {
-  # only the Pythons the suite runs on (CI: 3.11, 3.12 and 3.13), the oldest first; a newer one is
+  # only the Pythons the suite runs on in CI (3.11 and 3.13 whole, 3.12 without the slow tests), the oldest first; a newer one is
   # refused rather than half-working (its wheels may not exist yet)
   for py in "${PYTHON:-}" python3.11 python3.12 python3.13 python3; do
     [ -n "$py" ] || continue

@@ -198,3 +198,34 @@ def test_a_child_dies_with_the_engine(tmp_path):
     assert not _alive(child)
     if _alive(child):      # pragma: no cover - do not leave it behind
         os.kill(child, 9)
+
+
+def test_nothing_runs_between_fork_and_exec(monkeypatch):
+    """A forked child of the threaded engine must not run Python before exec (preexec_fn): it
+    was seen to abort with a double free under Python 3.12 while render threads ran. The
+    death signal is set by an exec wrapper (setpriv) instead, where there is one."""
+    seen = {}
+    real = subprocess.Popen
+
+    def spy(args, **kw):
+        seen.update(kw, args=list(args))
+        return real(args, **kw)
+
+    monkeypatch.setattr(procs.subprocess, "Popen", spy)
+    assert procs.run(["true"], timeout_s=10).returncode == 0
+    assert seen.get("preexec_fn") is None and seen["start_new_session"] is True
+    prefix = list(procs._die_with_engine_prefix())
+    assert seen["args"][:len(prefix)] == prefix and seen["args"][-1].endswith("true")
+
+
+def test_a_missing_or_unrunnable_program_fails_at_spawn(tmp_path):
+    """Through the wrapper too, a program that is not there or cannot run is an OSError at
+    spawn, as Popen gives it, so callers keep their one-line messages."""
+    with pytest.raises(FileNotFoundError):
+        procs.spawn(["no-such-program-montage-ai"])
+    script = tmp_path / "tool"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    with pytest.raises(PermissionError):
+        procs.spawn([str(script)])
+    script.chmod(0o755)
+    assert procs.run([str(script)], timeout_s=10).returncode == 0

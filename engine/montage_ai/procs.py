@@ -16,8 +16,10 @@ turns them into `Interrupted`, a KeyboardInterrupt, which unwinds through every 
 
 from __future__ import annotations
 
-import ctypes
+import errno
+import functools
 import os
+import shutil
 import selectors
 import signal
 import subprocess
@@ -66,22 +68,39 @@ _live: dict[subprocess.Popen, list[int]] = {}   # child -> our ends of its pipes
 _stopping: int | None = None
 
 
-def _linux_pdeathsig() -> Callable[[], None] | None:
+@functools.cache
+def _die_with_engine_prefix() -> tuple[str, ...]:
+    """The exec wrapper that makes a child die with the engine (Linux's PR_SET_PDEATHSIG):
+    util-linux's `setpriv --pdeathsig KILL --`, which sets it and then execs the command.
+    Setting it from Python between fork and exec (preexec_fn) is not safe in a threaded
+    process: the forked child runs the interpreter and was seen to abort with a double free
+    (Python 3.12, render threads). Empty where there is no setpriv (macOS, minimal images):
+    children are then still stopped by the engine's signal handlers, only not on kill -9."""
     if not sys.platform.startswith("linux"):
-        return None
+        return ()
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return ()
     try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig, sigkill = 1, int(signal.SIGKILL)
-
-    def set_pdeathsig() -> None:   # runs in the child between fork and exec: no allocation, no locks
-        prctl(pr_set_pdeathsig, sigkill, 0, 0, 0)
-
-    return set_pdeathsig
+        ok = subprocess.run([setpriv, "--pdeathsig", "KILL", "--", "true"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    return (setpriv, "--pdeathsig", "KILL", "--") if ok else ()
 
 
-_PREEXEC = _linux_pdeathsig()
+def _executable(program: str, env: Mapping[str, str] | None, cwd: Path | None) -> str:
+    """The program's path, or the OSError Popen would raise for it (a wrapper would only fail
+    later, with an exit code)."""
+    if os.sep in program:
+        path = program if os.path.isabs(program) or cwd is None else os.path.join(cwd, program)
+    else:
+        path = shutil.which(program, path=(env if env is not None else os.environ).get("PATH", os.defpath))
+    if path is None or not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+    if os.path.isdir(path) or not os.access(path, os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), program)
+    return path
 
 
 def spawn(argv: Sequence[str | os.PathLike[str]], *, stdin: int | None = subprocess.DEVNULL,
@@ -91,12 +110,14 @@ def spawn(argv: Sequence[str | os.PathLike[str]], *, stdin: int | None = subproc
     """Start a child in its own process group, registered so a shutdown can stop it.
     Call `release(proc)` once it has ended (run() does)."""
     args = [os.fspath(a) for a in argv]
+    prefix = _die_with_engine_prefix() if die_with_engine else ()
+    if prefix:
+        args = [*prefix, _executable(args[0], env, cwd), *args[1:]]
     with _lock:
         if _stopping is not None:
             raise Interrupted(_stopping)
         proc = subprocess.Popen(args, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd,
-                                start_new_session=True,
-                                preexec_fn=_PREEXEC if die_with_engine else None)
+                                start_new_session=True)     # no preexec_fn: nothing runs between fork and exec
         _live[proc] = pipe_fds(proc)
     return proc
 
