@@ -165,6 +165,8 @@ def test_a_run_on_the_real_media_never_shows_a_moment_twice(shared_media, tmp_pa
     group = {sh["id"]: sh.get("same_moment_as", sh["id"]) for sh in plan["analysis"]["shots"]}
     seq = [group[x["shot_id"]] for x in segs]
     assert all(a != b for a, b in zip(seq, seq[1:]))
+    # Big Buck Bunny's 'presents' line and title are found, and no segment shows them
+    assert plan["craft"]["text_ranges"] >= 2 and plan["craft"]["segments_with_text"] == 0
 
 
 def test_the_craft_report_counts_what_the_cut_did():

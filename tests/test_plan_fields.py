@@ -9,7 +9,7 @@ import opentimelineio as otio
 import pytest
 
 import plan_fixtures as fx
-from montage_ai.analysis.shots import ClipAnalysis
+from montage_ai.analysis.shots import ClipAnalysis, TextRange
 from montage_ai.direct.plan import EditPlan
 from montage_ai.direct.presets import load_style
 from montage_ai.media.probe import MediaInfo
@@ -36,9 +36,12 @@ def _varied_clips(n_clips: int) -> list[ClipAnalysis]:
     return out
 
 
-def _timeline_text(plan: EditPlan, n_clips: int = 8) -> str:
+def _timeline_text(plan: EditPlan, n_clips: int = 8, text: bool = False) -> str:
     m = fx.music(sections=SECTIONS)
     clips = _varied_clips(n_clips)
+    if text:    # half the clips are titles and credits from end to end
+        clips = [c.model_copy(update={"text": [TextRange(start_s=0.0, end_s=c.shots[-1].end_s, share=0.05)]})
+                 if i % 2 else c for i, c in enumerate(clips)]
     cl = cut(m, clips, plan, FPS, plan.target_duration_s or 30.0, seed=5)
     media = {str(c.media.path): c.media for c in clips}
     music_info = MediaInfo(path=m.path, size_bytes=1, mtime_ns=1, duration_s=32.0, has_video=False, has_audio=True)
@@ -94,7 +97,7 @@ def test_the_list_covers_every_behavioural_field():
             fields |= {f"{name}.{sub}" for sub in f.annotation.model_fields}
         elif name not in informational:
             fields.add(name)
-    assert fields - set(CHANGES) == {"reuse_gap", "jump_cuts"}  # covered by their own tests below
+    assert fields - set(CHANGES) == {"reuse_gap", "jump_cuts", "titles"}  # covered by their own tests below
 
 
 @pytest.mark.parametrize("field", sorted(CHANGES))
@@ -112,3 +115,9 @@ def test_reuse_gap_changes_the_timeline_when_material_runs_out():
 def test_jump_cuts_change_the_timeline_when_material_runs_out():
     base = load_style("fast")
     assert _timeline_text(base, n_clips=1) != _timeline_text(base.model_copy(update={"jump_cuts": True}), n_clips=1)
+
+
+@pytest.mark.parametrize("titles", ["open", "allow"])
+def test_titles_change_the_timeline_when_footage_shows_text(titles):
+    base = load_style("dynamic")
+    assert _timeline_text(base, text=True) != _timeline_text(base.model_copy(update={"titles": titles}), text=True)

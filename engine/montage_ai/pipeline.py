@@ -199,6 +199,7 @@ def analysis_summary(music: MusicAnalysis | None, clips: list[ClipAnalysis]) -> 
                    "score": round(s.score, 3), "motion": round(s.motion, 3), "sharpness": round(s.sharpness, 3),
                    "brightness": round(s.brightness, 3),
                    **({"same_moment_as": s.group} if s.group and s.group != s.id else {}),
+                   **({"text": s.text} if s.text else {}),
                    **({"flicker": True} if s.flicker else {})}
                   for c in clips for s in c.shots],
     }

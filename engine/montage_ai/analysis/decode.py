@@ -25,6 +25,7 @@ other frames refer to it).
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -38,6 +39,7 @@ from montage_otio.names import one_line
 
 from ..errors import MediaError
 from ..media.probe import MediaInfo, open_media, pick_video_stream
+from .text import TEXT_WIDTH
 
 ANALYSIS_WIDTH = 160                # px; every frame is scaled to this width for the features
 MIN_HEIGHT = 18                     # two rows per cell of the 16x9 colour signature
@@ -52,18 +54,21 @@ class SmallFrame(NamedTuple):
     rgb: np.ndarray             # (h, w, 3) uint8, ANALYSIS_WIDTH wide
     key_frame: bool = False     # an intra frame: compression quality may jump here
     extra: bool = False         # a non-reference frame a reference-only pass decoded on CutHint's word
+    detail: np.ndarray | None = None  # the same frame TEXT_WIDTH wide, on the text-sampling grid only
 
 
 def decode_small_frames(media: MediaInfo, width: int = ANALYSIS_WIDTH, problems: list[str] | None = None,
-                        reference_only: bool = False, threads: bool = True) -> Iterator[SmallFrame]:
+                        reference_only: bool = False, threads: bool = True,
+                        detail_every: float | None = None) -> Iterator[SmallFrame]:
     """Yield every frame (or every reference frame), small, with its time from the clip start.
 
     A decode error after some frames ends the stream (recorded in `problems`); before any
     frame it is a MediaError. `threads`: the decoder's own frame threads (for a clip read
-    alone on an idle machine); without, one thread (less CPU per frame).
+    alone on an idle machine); without, one thread (less CPU per frame). `detail_every`: the
+    first frame at or after each multiple of this many seconds also comes TEXT_WIDTH wide.
     """
     with _open(media, threads) as (container, stream):
-        reader = _Reader(media, stream, width)
+        reader = _Reader(media, stream, width, detail_every)
         hint = CutHint.for_stream(stream) if reference_only else None
         if reference_only and hint is None:
             stream.codec_context.skip_frame = "NONREF"
@@ -83,7 +88,8 @@ def decode_small_frames(media: MediaInfo, width: int = ANALYSIS_WIDTH, problems:
 
 
 def decode_windows(media: MediaInfo, windows: Sequence[tuple[float, float]], width: int = ANALYSIS_WIDTH,
-                   reference_only: bool = False, threads: bool = False) -> Iterator[SmallFrame]:
+                   reference_only: bool = False, threads: bool = False,
+                   detail_every: float | None = None) -> Iterator[SmallFrame]:
     """Every frame (or every reference frame) whose time from the clip start lies in one of
     `windows` ([t0, t1), sorted, not overlapping), in order. Frames before a window are decoded
     only as far as the codec needs them (reference frames) and not scaled. Decode errors
@@ -96,7 +102,7 @@ def decode_windows(media: MediaInfo, windows: Sequence[tuple[float, float]], wid
         step = 1.0 / float(media.fps) if media.fps_num else 1.0 / 25.0
         hint = CutHint.for_stream(stream) if reference_only else None
         inside = "NONREF" if reference_only else "DEFAULT"
-        reader = _Reader(media, stream, width)
+        reader = _Reader(media, stream, width, detail_every)
         k, pos = 0, None        # next window; time of the last frame decoded (None: must seek)
         while k < len(windows):
             t0 = windows[k][0]
@@ -249,9 +255,13 @@ def _decoded(container: av.container.InputContainer, stream: av.video.stream.Vid
 class _Reader:
     """Scales decoded frames and gives them monotonic times from the clip start."""
 
-    def __init__(self, media: MediaInfo, stream: av.video.stream.VideoStream, width: int):
+    def __init__(self, media: MediaInfo, stream: av.video.stream.VideoStream, width: int,
+                 detail_every: float | None = None):
         self.media = media
         self.size = _small_size(stream.codec_context.width, stream.codec_context.height, width)
+        self.detail_size = _small_size(stream.codec_context.width, stream.codec_context.height, TEXT_WIDTH)
+        self.detail_every = detail_every
+        self.next_detail: float | None = None
         self.scaler = VideoReformatter()
         self.step = 1.0 / float(media.fps) if media.fps_num else 1.0 / 25.0
         self.last_t: float | None = None
@@ -271,7 +281,18 @@ class _Reader:
         w, h = self.size
         small = self.scaler.reformat(frame, w, h, "rgb24", interpolation="AREA", threads=1)
         self.count += 1
-        return SmallFrame(t, small.to_ndarray(), bool(frame.key_frame), extra)
+        return SmallFrame(t, small.to_ndarray(), bool(frame.key_frame), extra,
+                          None if extra else self._detail(frame, t))
+
+    def _detail(self, frame: av.VideoFrame, t: float) -> np.ndarray | None:
+        """The frame TEXT_WIDTH wide when it is the first at or after a multiple of
+        `detail_every` (a grid in clip time, so parts read in parallel sample alike)."""
+        every = self.detail_every
+        if not every or (self.next_detail is not None and t < self.next_detail - 1e-6):
+            return None
+        self.next_detail = (math.floor(t / every + 1e-6) + 1) * every
+        w, h = self.detail_size
+        return self.scaler.reformat(frame, w, h, "rgb24", interpolation="AREA", threads=1).to_ndarray()
 
 
 class _open:

@@ -57,8 +57,10 @@ from .. import procs
 from ..errors import MediaError
 from ..media.probe import MediaInfo
 from .decode import ANALYSIS_WIDTH, SmallFrame, decode_small_frames, decode_windows  # noqa: F401 (re-exported)
+from .text import text_share
+from .text import unavailable as text_unavailable
 
-ANALYSIS_VERSION = 3                 # 2: reference frames first, flicker-robust cuts; 3: shot signatures
+ANALYSIS_VERSION = 4                 # 2: reference frames first, flicker-robust cuts; 3: shot signatures; 4: text
 SIG_COLS, SIG_ROWS = 16, 9          # colour signature grid
 HIST_BITS = 5                       # per-channel histograms of 2**5 = 32 bins
 HIST_BINS = 1 << HIST_BITS
@@ -127,12 +129,21 @@ class Shot(BaseModel):
     flicker: bool = False       # flashes, a strobe or flicker inside (sudden changes that are not cuts)
     signature: str = ""         # the shot's look: median colour of a 8x4 grid (hex RGB), see similarity.py
     group: str = ""             # near-duplicate group across clips (the planner's; "" = not grouped yet)
+    text: float = 0.0           # share of the shot's text samples that show lines of text (titles, credits)
 
 
 class UnusableRange(BaseModel):
     start_s: float
     end_s: float
     reason: str                 # black | frozen | blurred
+
+
+class TextRange(BaseModel):
+    """Where lines of rendered text are on screen (a title, credits, a lower third)."""
+
+    start_s: float
+    end_s: float
+    share: float                # the largest share of the frame its lines covered
 
 
 class Boundary(BaseModel):
@@ -158,6 +169,7 @@ class ClipAnalysis(BaseModel):
     quality: list[float]        # 0..1 per sample, 0 inside unusable ranges
     clip_index: int = 0
     boundaries: list[Boundary] = []
+    text: list[TextRange] = []  # text on screen; the cutter avoids it unless the plan asks for titles
     frames_analyzed: int = 0
     decode_s: float = 0.0       # wall time of the decode + feature pass
     warnings: list[str] = []
@@ -240,7 +252,7 @@ def pair_changes(prev: FrameFeatures, cur: FrameFeatures) -> tuple[float, float,
 
 
 _SERIES_COLUMNS = ("times_s", "key_frame", "brightness", "dark_share", "bright_share", "sharpness_raw",
-                   "contrast", "motion_raw", "motion_peak", "sig_change", "hist_change")
+                   "contrast", "motion_raw", "motion_peak", "sig_change", "hist_change", "text_share")
 
 
 @dataclass
@@ -259,6 +271,11 @@ class FeatureSeries:
     sig_change: np.ndarray
     hist_change: np.ndarray
     signatures: np.ndarray      # (n, SIG_ROWS * SIG_COLS * 3) uint8
+    text_share: np.ndarray | None = None    # share of the frame in lines of text; NaN where not sampled
+
+    def __post_init__(self) -> None:
+        if self.text_share is None:
+            self.text_share = np.full(self.times_s.size, np.nan)
 
     @property
     def n(self) -> int:
@@ -271,13 +288,36 @@ class _SeriesBuilder:
     sigs: list[np.ndarray] = field(default_factory=list)
     prev: FrameFeatures | None = None
 
-    def add(self, t: float, key: bool, f: FrameFeatures) -> None:
+    def add(self, t: float, key: bool, f: FrameFeatures, text: float = math.nan) -> None:
         changes = pair_changes(self.prev, f) if self.prev is not None else (0.0, 0.0, 0.0, 0.0)
         values = (t, float(key), f.brightness, f.dark_share, f.bright_share, f.sharpness_raw, f.contrast) + changes
-        for k, v in zip(_SERIES_COLUMNS, values):
+        for k, v in zip(_SERIES_COLUMNS, values + (text,)):
             self.cols[k].append(v)
         self.sigs.append(f.signature.reshape(-1))
         self.prev = f
+
+    text_at: tuple[float, np.ndarray, float] | None = None     # last text measure: time, look, share
+    text_measured: int = 0
+
+    def add_frame(self, frame: SmallFrame) -> None:
+        """A decoded frame's features, and its text where it is on the text-sampling grid."""
+        f = frame_features(frame.rgb)
+        self.add(frame.time_s, frame.key_frame, f, self._text(frame, f) if frame.detail is not None else math.nan)
+
+    def _text(self, frame: SmallFrame, f: FrameFeatures) -> float:
+        """The text share of a sampled frame: measured (~30 ms), or the last measure again
+        where the picture has not changed anywhere since and it is recent (a still camera)."""
+        if f.contrast < FLAT_CONTRAST:
+            return 0.0          # one flat colour (black between shots): nothing written on it
+        look = f.signature.astype(np.int16)
+        last = self.text_at
+        if (last is not None and frame.time_s - last[0] < TEXT_REFRESH_S
+                and int(np.abs(look - last[1]).max()) < TEXT_LOOK_CHANGE):
+            return last[2]
+        share = text_share(frame.detail)
+        self.text_at = (frame.time_s, look, share)
+        self.text_measured += 1
+        return share
 
     def build(self) -> FeatureSeries:
         arrays = {k: np.asarray(v, dtype=np.float64) for k, v in self.cols.items()}
@@ -297,9 +337,23 @@ def merge_series(base: FeatureSeries, extra: FeatureSeries) -> FeatureSeries:
     if extra.n == 0:
         return base
     keep = ~np.isin(np.round(base.times_s, 4), np.round(extra.times_s, 4))
+    extra = _text_kept(extra, take(base, np.flatnonzero(~keep)))
     cols = {k: np.concatenate([getattr(base, k)[keep], getattr(extra, k)]) for k in _SERIES_COLUMNS}
     both = FeatureSeries(signatures=np.concatenate([base.signatures[keep], extra.signatures]), **cols)
     return take(both, np.argsort(both.times_s, kind="stable"))
+
+
+def _text_kept(extra: FeatureSeries, replaced: FeatureSeries) -> FeatureSeries:
+    """`extra` with the text measure of the rows it replaces where it has none (the second
+    pass reads no text)."""
+    if replaced.n == 0 or np.all(np.isnan(replaced.text_share)):
+        return extra
+    measured = dict(zip(np.round(replaced.times_s, 4).tolist(), replaced.text_share.tolist()))
+    text = extra.text_share.copy()
+    for i, t in enumerate(np.round(extra.times_s, 4).tolist()):
+        if math.isnan(text[i]):
+            text[i] = measured.get(t, math.nan)
+    return dataclasses.replace(extra, text_share=text)
 
 
 def extract_series(frames: Iterable[SmallFrame]) -> FeatureSeries:
@@ -308,7 +362,7 @@ def extract_series(frames: Iterable[SmallFrame]) -> FeatureSeries:
     builder = _SeriesBuilder()
     for frame in frames:
         procs.check_interrupted()
-        builder.add(frame.time_s, frame.key_frame, frame_features(frame.rgb))
+        builder.add_frame(frame)
     return builder.build()
 
 
@@ -340,7 +394,7 @@ def extract_first_pass(frames: Iterable[SmallFrame]) -> FirstPass:
                 between.append(frame)
             continue
         prev = builder.prev
-        builder.add(frame.time_s, frame.key_frame, frame_features(frame.rgb))
+        builder.add_frame(frame)
         if between and prev is not None and len(held) < MAX_HELD_GROUPS:
             _, _, sig, hist = pair_changes(prev, builder.prev)
             if sig + hist >= CUT_MIN_SCORE:
@@ -764,6 +818,7 @@ def analyze_series(media: MediaInfo, clip_index: int, series: FeatureSeries) -> 
                                   "end_frame": int(number[s.end_frame]) if s.end_frame < series.n
                                   else int(number[-1]) + 1}) for s in shots]
     boundaries = [b.model_copy(update={"frame": int(number[b.frame])}) for b in boundaries if b.frame in kept]
+    shots, text = text_on_screen(shots, times, series.text_share)
     return ClipAnalysis(
         media=media, analysis_version=ANALYSIS_VERSION, clip_index=clip_index,
         shots=shots,
@@ -771,9 +826,51 @@ def analyze_series(media: MediaInfo, clip_index: int, series: FeatureSeries) -> 
         sample_times_s=[_r(t) for t in times],
         motion=[_r(x) for x in motion], sharpness=[_r(x) for x in sharp],
         brightness=[_r(x) for x in bright], quality=[_r(x) for x in quality],
-        boundaries=boundaries,
+        boundaries=boundaries, text=text,
         frames_analyzed=series.n,
     )
+
+
+TEXT_EVERY_S = 2.0                  # one frame every 2 s is sampled for text (analysis/text.py, ~30 ms each)
+TEXT_REFRESH_S = 6.0                # ...and measured again at least this often
+TEXT_LOOK_CHANGE = 24               # ...or when some cell of the 16x9 look changed this much (0..255)
+FLAT_CONTRAST = 2.0                 # luma variance (0..255 scale) of a frame of one flat colour
+TEXT_MIN_SHARE = 0.003              # share of the frame in text lines that counts (a 'presents' line: ~0.009)
+TEXT_SHOT = 0.5                     # a shot with text in this share of its samples (two at least) is a text shot
+
+
+def text_on_screen(shots: list[Shot], times: np.ndarray, share: np.ndarray) -> tuple[list[Shot], list[TextRange]]:
+    """Each shot's text share, and the ranges with text: a whole shot where two or more and
+    half of its samples show text (a title fading in is faint before it is found), else each run of
+    samples with text widened by the sampling step on both sides (the text came up after the
+    sample before and left before the sample after), kept inside the shot."""
+    sampled = ~np.isnan(share)
+    hits = sampled & (np.nan_to_num(share) >= TEXT_MIN_SHARE)
+    out_shots, ranges = [], []
+    for shot in shots:
+        inside = (times >= shot.start_s - 1e-6) & (times < shot.end_s - 1e-6)
+        n = int(np.count_nonzero(inside & sampled))
+        found = np.flatnonzero(inside & hits)
+        ratio = found.size / n if n else 0.0
+        out_shots.append(shot.model_copy(update={"text": _r(ratio)}) if found.size else shot)
+        if not found.size:
+            continue
+        if found.size >= 2 and ratio >= TEXT_SHOT:
+            ranges.append(TextRange(start_s=shot.start_s, end_s=shot.end_s, share=_r(share[found].max())))
+            continue
+        order = np.flatnonzero(inside & sampled)
+        position = {int(i): j for j, i in enumerate(order)}
+        run = [int(found[0])]
+        for i in [int(x) for x in found[1:]] + [None]:
+            if i is not None and position[i] == position[run[-1]] + 1:
+                run.append(i)
+                continue
+            ranges.append(TextRange(start_s=_r(max(shot.start_s, times[run[0]] - TEXT_EVERY_S)),
+                                    end_s=_r(min(shot.end_s, times[run[-1]] + TEXT_EVERY_S)),
+                                    share=_r(share[run].max())))
+            if i is not None:
+                run = [i]
+    return out_shots, ranges
 
 
 def frame_numbers(times: np.ndarray, fps: float, dense: bool) -> np.ndarray:
@@ -828,7 +925,7 @@ def analyze_clip(media: MediaInfo, clip_index: int) -> ClipAnalysis:
         series = _read_in_parts(media, share, sparse)
         if series is None:
             first = extract_first_pass(decode_small_frames(media, problems=problems, reference_only=sparse,
-                                                           threads=share > 1))
+                                                           threads=share > 1, detail_every=TEXT_EVERY_S))
             series = first.series
             if sparse and not problems and series.n:
                 series = refine(media, first)
@@ -839,6 +936,9 @@ def analyze_clip(media: MediaInfo, clip_index: int) -> ClipAnalysis:
     end = float(series.times_s[-1]) + step
     if media.duration_s > 0 and end < 0.9 * media.duration_s and not problems:
         problems.append(f"decoded {end:.2f} s of {media.duration_s:.2f} s: the file may be truncated")
+    missing = text_unavailable() if np.all(np.isnan(series.text_share)) else None
+    if missing:
+        problems.append(f"text on screen not detected (titles and credits may be cut in): {missing}")
     result = analyze_series(media, clip_index, series)
     return result.model_copy(update={"decode_s": round(elapsed, 3), "warnings": problems})
 
@@ -885,7 +985,8 @@ def _read_in_parts(media: MediaInfo, share: int, reference_only: bool) -> Featur
 
     def part(j: int) -> FeatureSeries:
         lead = starts[j] - 4 * step if j else -1.0     # a frame or two before: the first change
-        first = extract_first_pass(decode_windows(media, [(lead, ends[j])], reference_only=reference_only))
+        first = extract_first_pass(decode_windows(media, [(lead, ends[j])], reference_only=reference_only,
+                                                  detail_every=TEXT_EVERY_S))
         if j:
             first.series = take(first.series, np.flatnonzero(first.series.times_s >= starts[j]))
         # the part's own second pass, while the other parts still read (cuts at the seams: later)

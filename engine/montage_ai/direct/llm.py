@@ -29,7 +29,7 @@ from .presets import available_styles, load_style
 from .reply import MAX_REPLY_CHARS, PlanContext, excerpt, parse_reply, reply_json_schema, unusable_reason
 
 MAX_SHOTS_IN_PROMPT = 300
-PROMPT_VERSION = 2              # 2: the user's --style, same_moment_as
+PROMPT_VERSION = 3              # 2: the user's --style, same_moment_as; 3: text on screen, titles
 MAX_QUOTED_ERRORS = 10   # validation errors quoted in a repair request
 
 
@@ -78,7 +78,8 @@ def llm_summary(music: MusicAnalysis, clips: list[ClipAnalysis]) -> dict[str, An
                    "quality": round(s.score, 2), "motion": round(s.motion, 2), "sharpness": round(s.sharpness, 2),
                    "brightness": round(s.brightness, 2),
                    **({"same_moment_as": s.group} if s.group and s.group != s.id else {}),
-                   **({"flicker": True} if s.flicker else {})}
+                   **({"flicker": True} if s.flicker else {}),
+                   **({"text": round(s.text, 2)} if s.text else {})}
                   for s in sorted(shots, key=lambda s: s.id)],
     }
 
@@ -99,6 +100,9 @@ How to decide:
 - Shots with the same `same_moment_as` show one moment (a repeated take, a second camera): the software keeps
   them apart; favour one of them rather than several. `flicker` marks shots with flashes, a strobe or
   flickering light inside (one shot, not several): good for energy, tiring in calm sections.
+- `text` is the share of a shot's samples showing text on screen (a title, credits, a lower third). The software
+  leaves text out (`titles` "avoid"); set `titles` to "open" only when the brief asks to open on a title, or
+  "allow" when it wants the text seen like any footage.
 - `pacing` gives cut lengths in whole beats per section energy (low/mid/high); `section_pacing` overrides them by
   section label; short cuts feel fast and aggressive, long ones slow and calm.
 - `transitions`: "cut" or "dissolve" (centred on the cut), at section changes or at any cut.

@@ -85,6 +85,7 @@ class EditPlan(_Strict):
     min_quality: float = Field(0.15, ge=0.0, le=1.0)  # below it a shot is used only when nothing else is left
     reuse_gap: int = Field(4, ge=1, le=100)     # segments before the same shot may return
     jump_cuts: bool = False                     # consecutive segments may come from one moment of a clip
+    titles: Literal["avoid", "open", "allow"] = "avoid"  # text on screen (titles, credits): never, to open on, like footage
     transitions: TransitionStyle = Field(default_factory=TransitionStyle)
     look: Look = Field(default_factory=Look)
     music_fade_out_s: float = Field(1.5, ge=0.0, le=10.0)

@@ -35,6 +35,9 @@ class CraftReport(BaseModel):
     sources: list[SourceShare]
     cuts: int
     cuts_on_beat: int                       # within one frame of a beat
+    text_ranges: int = 0                    # ranges of the footage with text on screen (titles, credits)
+    text_seconds: float = 0.0
+    segments_with_text: int = 0             # segments that show some of it
 
     @property
     def on_beat_share(self) -> float:
@@ -51,6 +54,8 @@ class CraftReport(BaseModel):
             + ("" if not self.ran_out else " (the material ran out)"),
             f"craft: near-duplicates returning: {self.near_duplicate_returns}; jump cuts: {self.jump_cuts}",
             f"craft: sources: {balance}",
+            f"craft: text on screen (titles, credits): {self.text_ranges} range(s), {self.text_seconds:.1f}s of "
+            f"footage; segments showing it: {self.segments_with_text}",
         ]
 
 
@@ -64,6 +69,8 @@ def craft_report(cuts: CutList, clips: list[ClipAnalysis], music: MusicAnalysis)
         head = s.transition_in_frames // 2
         tail = segs[k + 1].transition_in_frames // 2 if k + 1 < len(segs) else 0
         windows.append((s.source, s.source_in_frame - head, s.source_in_frame + s.duration_frames + tail))
+    text = {c.media.path: [(r.start_s * float(fps), r.end_s * float(fps)) for r in c.text] for c in clips}
+    with_text = sum(1 for src, a, b in windows if any(a < y and x < b for x, y in text.get(src, [])))
     repeated = sum(1 for i in range(len(windows)) for j in range(i) if windows[i][0] == windows[j][0]
                    and windows[i][1] < windows[j][2] and windows[j][1] < windows[i][2])
     seen: dict[str, str] = {}
@@ -88,4 +95,7 @@ def craft_report(cuts: CutList, clips: list[ClipAnalysis], music: MusicAnalysis)
         sources=[SourceShare(source=name, segments=len(d), seconds=round(float(sum(d) / fps), 2))
                  for name, d in sorted(per_source.items(), key=lambda kv: -sum(kv[1]))],
         cuts=len(cut_frames), cuts_on_beat=on_beat,
+        text_ranges=sum(len(c.text) for c in clips),
+        text_seconds=round(sum(r.end_s - r.start_s for c in clips for r in c.text), 2),
+        segments_with_text=with_text,
     )

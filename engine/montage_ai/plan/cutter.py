@@ -141,18 +141,37 @@ class _Candidate:
         return self.stop - self.first
 
 
-def _candidates(clips: list[ClipAnalysis], fps: Fraction) -> list[_Candidate]:
-    """Every shot as a range of whole output frames, a frame of margin each side against
-    boundary jitter when the shot is long enough."""
-    out = []
+def _candidates(clips: list[ClipAnalysis], fps: Fraction, plan: EditPlan) -> tuple[list[_Candidate], list[_Candidate]]:
+    """Every shot as ranges of whole output frames, a frame of margin each side against
+    boundary jitter when the shot is long enough: the footage, and apart from it the ranges
+    with text on screen (titles, credits), unless the plan takes text like footage."""
+    footage, text = [], []
     for clip in clips:
+        spans = [(math.floor(r.start_s * fps), math.ceil(r.end_s * fps)) for r in clip.text] if plan.titles != "allow" else []
         for shot in clip.shots:
             first, stop = math.ceil(shot.start_s * fps), math.floor(shot.end_s * fps)
             if stop - first > 6:
                 first, stop = first + 1, stop - 1
-            if stop > first:
-                out.append(_Candidate(shot=shot, clip=clip, first=first, stop=stop, group=shot.group or shot.id))
-    return out
+            for a, b, has_text in _split(first, stop, spans):
+                (text if has_text else footage).append(
+                    _Candidate(shot=shot, clip=clip, first=a, stop=b, group=shot.group or shot.id))
+    return footage, text
+
+
+def _split(first: int, stop: int, spans: list[tuple[int, int]]) -> list[tuple[int, int, bool]]:
+    """[first, stop) cut into pieces without and with text, in order."""
+    pieces, at = [], first
+    for a, b in sorted(spans):
+        a, b = max(a, first), min(b, stop)
+        if b <= a or b <= at:
+            continue
+        if a > at:
+            pieces.append((at, a, False))
+        pieces.append((max(a, at), b, True))
+        at = b
+    if stop > at:
+        pieces.append((at, stop, False))
+    return pieces
 
 
 def _appeal(c: _Candidate, plan: EditPlan, sec: Section, prev: _Candidate | None) -> float:
@@ -279,10 +298,13 @@ def cut(music: MusicAnalysis, clips: list[ClipAnalysis], plan: EditPlan, fps: Fr
     grid, section_idx = grid_frames(music, plan, end, fps)
     spans = spans_on_grid(grid, section_idx, music, plan, fps, rng)
     dissolves = transition_frames(spans, grid, section_idx, music, plan, fps, rng)
-    cands = _candidates(clips, fps)
-    beat_frames = 60.0 / max(music.tempo_bpm, 1.0) * float(fps)
+    cands, titles = _candidates(clips, fps, plan)
     segments: list[Segment] = []
     warnings: list[str] = []
+    if not cands:       # nothing but text on screen: show it rather than nothing, and say so
+        cands, titles = titles, []
+        warnings.append("every shot shows text on screen (titles or credits): the cut shows it")
+    beat_frames = 60.0 / max(music.tempo_bpm, 1.0) * float(fps)
     forced: list[str] = []
     group_last: dict[str, int] = {}
     prev: _Candidate | None = None
@@ -292,7 +314,10 @@ def cut(music: MusicAnalysis, clips: list[ClipAnalysis], plan: EditPlan, fps: Fr
         tail = dissolves[k + 1] // 2 if k + 1 < len(spans) else 0
         sec = section_at(music, rec / fps)
         need = head + dur + tail
-        choice = _pick(cands, need, k, plan, sec, prev, rng, group_last, fps)
+        choice = None
+        if k == 0 and plan.titles == "open":
+            choice = _pick(titles, need, k, plan, sec, prev, rng, group_last, fps)
+        choice = choice or _pick(cands, need, k, plan, sec, prev, rng, group_last, fps)
         if choice is None:
             # No shot is long enough: take the longest and let the window run on across the
             # shot boundary, kept inside the file, and say so.

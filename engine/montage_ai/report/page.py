@@ -291,6 +291,8 @@ def _craft(craft: dict | None) -> str:
          + (" (the material ran out)" if craft.get("ran_out") else "")),
         ("near-duplicates returning", str(craft.get("near_duplicate_returns", 0))),
         ("jump cuts", str(craft.get("jump_cuts", 0))),
+        ("text on screen", f"{int(craft.get('text_ranges') or 0)} range(s), {float(craft.get('text_seconds') or 0):.1f} s "
+                           f"of footage; shown in {int(craft.get('segments_with_text') or 0)} segment(s)"),
     ]
     sources = "".join(f"<tr><td>{e(shown_name(str(s.get('source'))))}</td><td class=\"num\">{int(s.get('segments') or 0)}</td>"
                       f"<td class=\"num\">{float(s.get('seconds') or 0):.1f} s</td></tr>"
