@@ -191,3 +191,21 @@ def test_without_the_detector_the_analysis_goes_on_and_says_so(tmp_path, monkeyp
     a = analyze_clip(probe(clip), 0)
     assert a.text == [] and a.shots
     assert any("text on screen not detected" in w and "onnxruntime" in w for w in a.warnings)
+
+
+def test_the_titles_flag_and_variable_win_over_the_plan(monkeypatch, capsys):
+    from montage_ai.cli import build_parser, main, settings_from
+    from montage_ai.direct.llm import direct
+
+    m = fx.music()
+    args = build_parser().parse_args(["run", "--clips", ".", "--music", "x.ogg", "--titles", "open"])
+    assert direct(settings_from(args), m, []).plans[0].titles == "open"
+    monkeypatch.setenv("MONTAGE_TITLES", "allow")
+    args = build_parser().parse_args(["run", "--clips", ".", "--music", "x.ogg"])
+    assert direct(settings_from(args), m, []).plans[0].titles == "allow"
+    monkeypatch.delenv("MONTAGE_TITLES")
+    assert direct(settings_from(args), m, []).plans[0].titles == "avoid"    # the preset's
+    monkeypatch.setenv("MONTAGE_TITLES", "sometimes")
+    assert main(["run", "--clips", ".", "--music", "x.ogg"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "MONTAGE_TITLES" in err[0] and "avoid" in err[0]

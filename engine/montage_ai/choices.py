@@ -37,6 +37,7 @@ class Choices(BaseModel):
     resolutions: list[Choice]
     export_formats: list[Choice]
     edl_source_timecodes: list[Choice]
+    titles: list[Choice]
     defaults: dict[str, str]
 
     def values(self, kind: str) -> tuple[str, ...]:
@@ -54,6 +55,7 @@ RESOLUTIONS = CHOICES.values("resolutions")
 STYLES = CHOICES.values("styles")
 EXPORT_FORMATS = CHOICES.values("export_formats")
 EDL_SOURCE_TIMECODES = CHOICES.values("edl_source_timecodes")
+TITLES = CHOICES.values("titles")
 SHORT_SIDE = {c.value: int(c.short_side or 0) for c in CHOICES.resolutions}
 
 

@@ -19,13 +19,13 @@ from pathlib import Path
 from montage_otio.names import one_line
 
 from . import procs
-from .choices import ASPECTS, EDL_SOURCE_TIMECODES, EXPORT_FORMATS, RESOLUTIONS, STYLES
+from .choices import ASPECTS, EDL_SOURCE_TIMECODES, EXPORT_FORMATS, RESOLUTIONS, STYLES, TITLES
 from .errors import MontageError
 from .settings import Settings, load_settings
 
 # flag name -> Settings field; only flags the user actually gave override env/.env/defaults
 _RUN_FLAGS = ["clips", "music", "out", "style", "duration", "music_start", "aspect", "resolution", "fps",
-              "fit", "seed", "keep_clip_audio", "crf", "preset", "prompt", "cgpu_enabled", "variants", "export", "edl_source_timecode",
+              "fit", "seed", "keep_clip_audio", "crf", "preset", "prompt", "cgpu_enabled", "variants", "export", "edl_source_timecode", "titles",
               "upscale", "upscale_model", "upscale_scale", "cgpu_gpu_enabled", "strict_cloud", "preview", "force"]
 # fields whose flag is not --field-name
 _FLAG_NAMES = {"cgpu_enabled": "--cgpu", "cgpu_gpu_enabled": "--cgpu-gpu"}
@@ -50,6 +50,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-clip-audio", dest="keep_clip_audio", action="store_true", default=S,
                    help="mix the clips' own sound under the music")
     p.add_argument("--prompt", default=S, help="a plain-language brief for the Creative Director (LLM)")
+    p.add_argument("--titles", choices=TITLES, default=S,
+                   help="text on screen in the footage (titles, credits, lower thirds): leave it out (avoid), "
+                        "open on a title (open) or use it like footage (allow); default: the plan's, which avoids it")
     p.add_argument("--cgpu", dest="cgpu_enabled", action="store_true", default=S,
                    help="ask Gemini through `cgpu serve` (CGPU_HOST:CGPU_PORT) for the edit plan")
     p.add_argument("--variants", type=int, default=S, help="ask the LLM for N plans in one request; render each")

@@ -17,13 +17,14 @@ from fractions import Fraction
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .choices import ASPECTS, EDL_SOURCE_TIMECODES, EXPORT_FORMATS, RESOLUTIONS, SHORT_SIDE
+from .choices import ASPECTS, EDL_SOURCE_TIMECODES, EXPORT_FORMATS, RESOLUTIONS, SHORT_SIDE, TITLES
 from .errors import MontageError, plain_validation_message
 from .timeline.model import X264Preset
 
 Aspect = Literal[ASPECTS]           # the lists users choose from: montage_ai/choices.json
 Resolution = Literal[RESOLUTIONS]
 EdlSourceTimecode = Literal[EDL_SOURCE_TIMECODES]
+Titles = Literal[TITLES]
 
 _SHORT_SIDE = SHORT_SIDE
 
@@ -98,6 +99,7 @@ class Settings(BaseSettings):
     preview: bool = Field(False, validation_alias=_env("MONTAGE_PREVIEW"), description="Fast low-resolution render of the same cut (montage-preview.mp4)")
     export: str = Field("", validation_alias=_env("MONTAGE_EXPORT"), description=f"Also write the timeline for other editors: {','.join(EXPORT_FORMATS)}")
     edl_source_timecode: EdlSourceTimecode = Field("own", validation_alias=_env("MONTAGE_EDL_SOURCE_TIMECODE"), description="Rate of an EDL's source timecodes: each file's own (conform by source timecode) or the sequence's (single-rate readers)")
+    titles: Titles | None = Field(None, validation_alias=_env("MONTAGE_TITLES"), description="Text on screen (titles, credits) in the footage: avoid, open (open on a title) or allow (default: the plan's, which avoids it)")
     keep_clip_audio: bool = Field(False, validation_alias=_env("MONTAGE_KEEP_CLIP_AUDIO"), description="Mix the clips' own sound under the music")
     crf: int = Field(20, validation_alias=_env("MONTAGE_CRF"), ge=0, le=51, description="x264 quality of the single final encode")
     preset: X264Preset = Field("veryfast", validation_alias=_env("MONTAGE_X264_PRESET"), description="x264 speed preset of the final encode")

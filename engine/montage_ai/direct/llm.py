@@ -161,7 +161,7 @@ def _offline(s: Settings, music: MusicAnalysis, record: DirectorRecord, reason: 
     plan = direct_offline(s.style, music, s.duration)
     if reason:
         plan = plan.model_copy(update={"rationale": [*plan.rationale, f"LLM director not used: {reason}"]})
-    return DirectorResult(plans=[plan], record=record)
+    return DirectorResult(plans=_with_user_choices([plan], s), record=record)
 
 
 def direct(s: Settings, music: MusicAnalysis, clips: list[ClipAnalysis], backend: Backend | None = None) -> DirectorResult:
@@ -185,7 +185,7 @@ def direct(s: Settings, music: MusicAnalysis, clips: list[ClipAnalysis], backend
         plans, errors = parse_reply(cached, ctx, director, s.variants)
         if plans:
             record.cache_hit, record.path, record.raw_replies = True, "llm", [cached]
-            return DirectorResult(plans=_with_target(plans, s), record=record)
+            return DirectorResult(plans=_with_user_choices(plans, s), record=record)
 
     exchange = Exchange(instructions=instructions(s.variants), input_text=user_input(s.prompt, summary, style))
     result: list[EditPlan] | None = None
@@ -202,7 +202,7 @@ def direct(s: Settings, music: MusicAnalysis, clips: list[ClipAnalysis], backend
         _store(cache_path, record.raw_replies[-1])
     except OSError:
         pass  # the cache only saves a request next time; the plans are good
-    return DirectorResult(plans=_with_target(result, s), record=record)
+    return DirectorResult(plans=_with_user_choices(result, s), record=record)
 
 
 def _ask(backend: Backend, exchange: Exchange, schema: dict[str, Any], ctx: PlanContext, director: str,
@@ -224,8 +224,8 @@ def _ask(backend: Backend, exchange: Exchange, schema: dict[str, Any], ctx: Plan
     return None, f"the reply did not validate after one repair ({'; '.join(errors[:3])})"
 
 
-def _with_target(plans: list[EditPlan], s: Settings) -> list[EditPlan]:
-    """An explicit --duration wins over the LLM's suggestion."""
-    if s.duration is None:
-        return plans
-    return [p.model_copy(update={"target_duration_s": s.duration}) for p in plans]
+def _with_user_choices(plans: list[EditPlan], s: Settings) -> list[EditPlan]:
+    """What the user set explicitly wins over any plan: --duration, --titles."""
+    update = {**({"target_duration_s": s.duration} if s.duration is not None else {}),
+              **({"titles": s.titles} if s.titles else {})}
+    return [p.model_copy(update=update) for p in plans] if update else plans
