@@ -333,3 +333,34 @@ def test_real_pop_song_sections():
     assert {s.level for s in got.sections} >= {"low", "high"}
     ibi = np.diff(got.beat_times_s)
     assert np.median(ibi) == pytest.approx(60 / 117.5, rel=0.03)
+
+
+@pytest.mark.real_media
+def test_a_dj_splice_of_two_real_songs_keeps_each_tempo_and_finds_each_splice(tmp_path):
+    """Two real recordings in two tempi (117.5 and 129 BPM) spliced four times, as a DJ mix or a
+    medley would: the main tempo is one of them (not the compromise the averaged tempogram
+    gives: 172 BPM before), every splice (where any listener hears the change) starts a
+    section, and beats follow each song's own beats."""
+    import soundfile as sf
+
+    fishin, vibe = real_file("lets_go_fishin.ogg"), real_file("vibe_ace.ogg")
+    sr = 22050
+    a, b = decode_audio(fishin, sample_rate_hz=sr)[0], decode_audio(vibe, sample_rate_hz=sr)[0]
+    own = {fishin: analyze_music(fishin), vibe: analyze_music(vibe)}
+    pieces = [(fishin, a, 10, 35), (vibe, b, 5, 30), (fishin, a, 60, 85), (vibe, b, 30, 55)]
+    sf.write(tmp_path / "mix.wav", np.concatenate([y[s * sr:e * sr] for _, y, s, e in pieces]), sr)
+    got = analyze_music(tmp_path / "mix.wav")
+    splices = [25.0, 50.0, 75.0]
+    starts = [s.start_s for s in got.sections[1:]]
+    beats = np.asarray(got.beat_times_s)
+    shares, t0 = [], 0.0
+    for path, _, s, e in pieces:
+        ref = np.asarray(own[path].beat_times_s)
+        ref = ref[(ref >= s + 0.5) & (ref < e - 0.5)] - s + t0
+        shares.append(float(np.mean([np.min(np.abs(beats - r)) <= 0.07 for r in ref])))
+        t0 += e - s
+    print(f"\nmain tempo {got.tempo_bpm:.1f} BPM; section starts {[round(x, 1) for x in starts]}; beats within 70 ms "
+          f"of each piece's own: {', '.join(f'{x:.0%}' for x in shares)}")
+    assert min(abs(got.tempo_bpm - 117.5) / 117.5, abs(got.tempo_bpm - 129.2) / 129.2) < 0.05
+    assert all(min(abs(x - t) for x in starts) <= 2.0 for t in splices)
+    assert np.mean(shares) >= 0.6 and min(shares) >= 0.4

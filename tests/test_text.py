@@ -19,6 +19,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 import plan_fixtures as fx
+from conftest import SHARED_MEDIA
 from media_tools import decode_frames
 from montage_ai.analysis.shots import TEXT_EVERY_S, TextRange, analyze_clip
 from montage_ai.direct.presets import load_style
@@ -209,3 +210,25 @@ def test_the_titles_flag_and_variable_win_over_the_plan(monkeypatch, capsys):
     assert main(["run", "--clips", ".", "--music", "x.ogg"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "MONTAGE_TITLES" in err[0] and "avoid" in err[0]
+
+
+def test_a_burned_in_clock_is_part_of_the_picture_not_a_title(tmp_path):
+    """A security camera's clock on every frame: the clip stays footage, and the summary says why."""
+    bg = _backgrounds(tmp_path, SHARED_MEDIA if (SHARED_MEDIA / "README.md").is_file() else None)
+    frames = [f for b in bg[:3] for f in b[:4 * RATE]]                 # 12 s, three shots
+    path = tmp_path / "cctv.mp4"
+    proc = subprocess.Popen([ffmpeg_path(), "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                             "-s", f"{W}x{H}", "-r", str(RATE), "-i", "pipe:0", "-c:v", "libx264", "-crf", "18",
+                             "-pix_fmt", "yuv420p", str(path)], stdin=subprocess.PIPE)
+    for i, frame in enumerate(frames):
+        stamp = f"2026-12-02  10:41:{i // RATE:02d}  CAM 03"
+        im = Image.fromarray(frame)
+        ImageDraw.Draw(im).text((12, 10), stamp, font=_font(15), fill=(255, 255, 255))
+        assert proc.stdin is not None
+        proc.stdin.write(np.asarray(im).tobytes())
+    assert proc.stdin is not None
+    proc.stdin.close()
+    assert proc.wait(timeout=120) == 0
+    a = analyze_clip(probe(path), 0)
+    assert a.text == [] and all(s.text == 0 for s in a.shots)
+    assert any("burned in" in w for w in a.warnings)

@@ -12,6 +12,7 @@ import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 from fractions import Fraction
 from pathlib import Path
 
@@ -283,15 +284,15 @@ def _run_checked(settings: Settings, clip_paths: list[Path], music_path: Path, o
     context = _MontageContext(settings=settings, music=music, music_info=music_info, media=media, clips=clips,
                               fps=fps, render=render_settings, target_s=target, record=directed.record,
                               workers=workers, notes=[], outputs=outputs)
-    made = []
+    made: list[_Montage] = []
     for k, plan in enumerate(directed.plans):
         made.append(_make_montage(context, plan, _variant_folder(out, k), prog,
                                   suffix="" if k == 0 else f" v{k + 1}"))
-    cuts, otio_path, plan_path = made[0]
+    cuts, craft, otio_path, plan_path = made[0]
     exports: list[str] = []
     if settings.export:
         with stages("export"):
-            exports = _export([path for _, path, _ in made], _export_formats(settings), outputs,
+            exports = _export([m.timeline for m in made], _export_formats(settings), outputs,
                               settings.edl_source_timecode)
     video_name = PREVIEW_NAME if settings.preview else "montage.mp4"
     summary = RunSummary(
@@ -301,13 +302,13 @@ def _run_checked(settings: Settings, clip_paths: list[Path], music_path: Path, o
         cuts=len(cuts.segments), clips_used=len({s.source for s in cuts.segments}), clips_found=len(media) + len(skipped),
         skipped=skipped, duration_s=cuts.total_frames / float(fps), frames=cuts.total_frames,
         fps=str(fps), stages_s=dict(prog.stages_s), cache_hits=hits, warnings=cuts.warnings,
-        craft=craft_report(cuts, clips, music),
-        director=directed.record, variants=[o[1].parent / video_name for o in made[1:]], exports=exports,
+        craft=craft,
+        director=directed.record, variants=[m.timeline.parent / video_name for m in made[1:]], exports=exports,
         notes=context.notes,
     )
     with stages("report"):
-        for _, otio_p, plan_p in made:
-            _report(otio_p, plan_p, summary, music, settings, video_name, outputs)
+        for m in made:
+            _report(m.timeline, m.plan, summary, music, settings, video_name, outputs)
     summary.stages_s = dict(prog.stages_s)
     summary.report = out / REPORT_NAME
     return summary
@@ -339,6 +340,15 @@ def _report(otio_path: Path, plan_path: Path, summary: RunSummary, music: MusicA
     outputs.record(*(folder / name for name in (REPORT_NAME, STORYBOARD_NAME, CHART_NAME)))
 
 
+class _Montage(NamedTuple):
+    """One montage made: its cut, how it was judged, and the files written."""
+
+    cuts: CutList
+    craft: CraftReport
+    timeline: Path
+    plan: Path
+
+
 @dataclass
 class _MontageContext:
     settings: Settings
@@ -356,7 +366,7 @@ class _MontageContext:
 
 
 def _make_montage(c: _MontageContext, plan: EditPlan, out: Path, prog: Progress,
-                  suffix: str = "") -> tuple[CutList, Path, Path]:
+                  suffix: str = "") -> _Montage:
     """One plan -> cut -> montage.otio + plan.json -> montage.mp4 (or the preview) in `out`."""
     stages = prog.stage
     c.outputs.lock(out)
@@ -370,12 +380,13 @@ def _make_montage(c: _MontageContext, plan: EditPlan, out: Path, prog: Progress,
         otio_path = out / "montage.otio"
         atomic.write_text(otio_path, otio.adapters.write_to_string(timeline, "otio_json"))
         plan_path = out / "plan.json"
+        craft = craft_report(cuts, c.clips, c.music)
         atomic.write_text(plan_path, json.dumps({
             "plan": plan.model_dump(mode="json"),
             "director": record,
             "analysis": analysis_summary(c.music, c.clips),
             "segments": [s.model_dump(mode="json") for s in cuts.segments],
-            "craft": craft_report(cuts, c.clips, c.music).model_dump(mode="json"),
+            "craft": craft.model_dump(mode="json"),
             "warnings": cuts.warnings,
         }, indent=2))
         c.outputs.record(otio_path, plan_path)
@@ -390,7 +401,7 @@ def _make_montage(c: _MontageContext, plan: EditPlan, out: Path, prog: Progress,
         render(spec, out / video_name, c.settings.cache_dir / "render", workers=c.workers, progress=prog,
                encoder_threads=c.settings.encoder_threads())
     c.outputs.record(out / video_name)
-    return cuts, otio_path, plan_path
+    return _Montage(cuts, craft, otio_path, plan_path)
 
 
 def _phase_bars(prog: Progress):

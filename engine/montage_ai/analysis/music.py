@@ -260,9 +260,7 @@ def coarse_beats(onset_env: np.ndarray, sample_rate_hz: int, hop: int) -> tuple[
     """
     import librosa
 
-    win = int(librosa.time_to_frames(TEMPO_WINDOW_S, sr=sample_rate_hz, hop_length=hop))
-    tempo = librosa.feature.tempo(tg=mean_tempogram(onset_env, win)[:, None], sr=sample_rate_hz, hop_length=hop)
-    tempo_bpm = float(np.atleast_1d(tempo)[0])
+    tempo_bpm = global_tempo_bpm(onset_env, sample_rate_hz, hop)
     local = local_tempo_bpm(onset_env, sample_rate_hz, hop, tempo_bpm)
     _, frames = librosa.beat.beat_track(
         onset_envelope=onset_env, sr=sample_rate_hz, hop_length=hop, trim=False,
@@ -270,6 +268,27 @@ def coarse_beats(onset_env: np.ndarray, sample_rate_hz: int, hop: int) -> tuple[
     )
     beats_s = librosa.frames_to_time(np.asarray(frames), sr=sample_rate_hz, hop_length=hop) - COARSE_LAG_S
     return np.asarray(beats_s, dtype=np.float64), tempo_bpm
+
+
+def global_tempo_bpm(onset_env: np.ndarray, sample_rate_hz: int, hop: int) -> float:
+    """The song's main tempo: the tempo most of its seconds have (librosa's estimate in each
+    TEMPO_WINDOW_S window, its usual prior). A song in two tempi (a DJ mix, a live medley) gets
+    the one heard longest, where the tempogram averaged over the whole song would give a
+    compromise neither part has (117.5 and 129 BPM spliced read as 172). A song shorter than
+    two windows: the averaged tempogram."""
+    import librosa
+
+    win = int(librosa.time_to_frames(TEMPO_WINDOW_S, sr=sample_rate_hz, hop_length=hop))
+    step = max(1, int(round(LOCAL_TEMPO_STEP_S * sample_rate_hz / hop)))
+    if onset_env.size >= 2 * win:
+        _, tg = tempogram_every(onset_env, win, step)
+        local = np.atleast_1d(librosa.feature.tempo(tg=tg, sr=sample_rate_hz, hop_length=hop, aggregate=None))
+        local = np.round(local[local > 0], 3)
+        if local.size:
+            values, counts = np.unique(local, return_counts=True)
+            return float(values[np.argmax(counts)])
+    tempo = librosa.feature.tempo(tg=mean_tempogram(onset_env, win)[:, None], sr=sample_rate_hz, hop_length=hop)
+    return float(np.atleast_1d(tempo)[0])
 
 
 def local_tempo_bpm(onset_env: np.ndarray, sample_rate_hz: int, hop: int, global_bpm: float) -> np.ndarray | None:

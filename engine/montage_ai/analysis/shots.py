@@ -818,7 +818,7 @@ def analyze_series(media: MediaInfo, clip_index: int, series: FeatureSeries) -> 
                                   "end_frame": int(number[s.end_frame]) if s.end_frame < series.n
                                   else int(number[-1]) + 1}) for s in shots]
     boundaries = [b.model_copy(update={"frame": int(number[b.frame])}) for b in boundaries if b.frame in kept]
-    shots, text = text_on_screen(shots, times, series.text_share)
+    shots, text = text_on_screen(shots, times, np.zeros(series.n) if burned_in(series.text_share) else series.text_share)
     return ClipAnalysis(
         media=media, analysis_version=ANALYSIS_VERSION, clip_index=clip_index,
         shots=shots,
@@ -837,6 +837,22 @@ TEXT_LOOK_CHANGE = 24               # ...or when some cell of the 16x9 look chan
 FLAT_CONTRAST = 2.0                 # luma variance (0..255 scale) of a frame of one flat colour
 TEXT_MIN_SHARE = 0.003              # share of the frame in text lines that counts (a 'presents' line: ~0.009)
 TEXT_SHOT = 0.5                     # a shot with text in this share of its samples (two at least) is a text shot
+
+
+STAMP_SAMPLES = 5                   # a clip sampled at least this often...
+STAMP_PRESENT = 0.8                 # ...with small text in this share of its samples...
+STAMP_MAX_SHARE = 0.02              # ...never covering more of the frame: a burned-in clock or logo
+
+
+def burned_in(share: np.ndarray) -> bool:
+    """Whether the text a clip shows is a burned-in stamp (a dashcam's or a security camera's
+    clock, a channel logo): small and on nearly every sample of a clip long enough to tell.
+    Treated as part of the picture; otherwise the whole clip would be left out."""
+    sampled = share[~np.isnan(share)]
+    if sampled.size < STAMP_SAMPLES:
+        return False
+    hits = sampled[sampled >= TEXT_MIN_SHARE]
+    return hits.size >= STAMP_PRESENT * sampled.size and float(hits.max()) < STAMP_MAX_SHARE
 
 
 def text_on_screen(shots: list[Shot], times: np.ndarray, share: np.ndarray) -> tuple[list[Shot], list[TextRange]]:
@@ -939,6 +955,9 @@ def analyze_clip(media: MediaInfo, clip_index: int) -> ClipAnalysis:
     missing = text_unavailable() if np.all(np.isnan(series.text_share)) else None
     if missing:
         problems.append(f"text on screen not detected (titles and credits may be cut in): {missing}")
+    if burned_in(series.text_share):
+        problems.append("small text on nearly every frame (a clock or a logo burned in): taken as part of the "
+                        "picture, not as a title")
     result = analyze_series(media, clip_index, series)
     return result.model_copy(update={"decode_s": round(elapsed, 3), "warnings": problems})
 

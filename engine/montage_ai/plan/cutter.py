@@ -260,8 +260,13 @@ def _pick(cands: list[_Candidate], need: int, k: int, plan: EditPlan, sec: Secti
                 and (plan.jump_cuts or c is not prev)]
     smooth = [c for c in eligible if plan.jump_cuts or not _jump_cut(c, prev)]
     fresh = [c for c in (smooth or eligible) if _has_free_window(c, need)]
-    group_new = lambda c: c.group not in group_last  # noqa: E731
-    group_away = lambda c: k - group_last.get(c.group, -10**9) > plan.reuse_gap  # noqa: E731
+
+    def group_new(c: _Candidate) -> bool:      # its moment has not been shown at all
+        return c.group not in group_last
+
+    def group_away(c: _Candidate) -> bool:     # ...or not within the last reuse_gap segments
+        return k - group_last.get(c.group, -10**9) > plan.reuse_gap
+
     pools = [
         [c for c in fresh if c.uses == 0 and group_new(c) and c.shot.score >= plan.min_quality],
         [c for c in fresh if c.uses == 0 and group_new(c)],
