@@ -164,6 +164,7 @@ def test_the_craft_report_is_on_the_page(rr, page):
     text = page.js("document.getElementById('craft').innerText")
     assert f"{craft['cuts_on_beat']} of {craft['cuts']}" in text
     assert f"{craft['shots_used']} of {craft['shots_available']}" in text
+    assert "text on screen" in text and f"shown in {craft['segments_with_text']} segment(s)" in text
     assert "jump cuts" in text and "near-duplicates returning" in text
     rows = page.js("document.querySelectorAll('#craft table.sources tr').length")
     assert rows == 1 + len(craft["sources"])
