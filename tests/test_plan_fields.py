@@ -9,7 +9,8 @@ import opentimelineio as otio
 import pytest
 
 import plan_fixtures as fx
-from montage_ai.analysis.shots import ClipAnalysis, TextRange
+from montage_ai.analysis.on_screen import TextRange
+from montage_ai.analysis.shots import ClipAnalysis
 from montage_ai.direct.plan import EditPlan
 from montage_ai.direct.presets import load_style
 from montage_ai.media.probe import MediaInfo

@@ -21,7 +21,8 @@ from PIL import Image, ImageDraw, ImageFont
 import plan_fixtures as fx
 from conftest import SHARED_MEDIA
 from media_tools import decode_frames
-from montage_ai.analysis.shots import TEXT_EVERY_S, TextRange, analyze_clip
+from montage_ai.analysis.on_screen import TEXT_EVERY_S, TextRange, burned_in, text_on_screen
+from montage_ai.analysis.shots import analyze_clip
 from montage_ai.direct.presets import load_style
 from montage_ai.media.ffmpeg import ffmpeg_path, run_ffmpeg
 from montage_ai.media.probe import probe
@@ -232,3 +233,21 @@ def test_a_burned_in_clock_is_part_of_the_picture_not_a_title(tmp_path):
     a = analyze_clip(probe(path), 0)
     assert a.text == [] and all(s.text == 0 for s in a.shots)
     assert any("burned in" in w for w in a.warnings)
+
+
+def test_samples_become_ranges_by_the_rules():
+    """Pure rules on hand-made samples every 2 s: a shot with text in most samples is text whole,
+    a lone sample's range reaches one step each way inside its shot, unmeasured samples count
+    for nothing, and small text on nearly every sample is a burned-in stamp."""
+    times = np.arange(0.0, 20.0, 0.5)
+    share = np.full(times.size, np.nan)
+    share[::4] = 0.0                                 # a sample every 2 s: 0, 2, 4, ...
+    share[times == 4.0] = 0.02                       # a lower third seen once in shot 0
+    share[(times >= 12.0) & (times < 20.0) & ~np.isnan(share)] = 0.05   # a title shot: 12, 14, 16, 18
+    share[times == 16.0] = 0.0                       # ...faint in one sample
+    ratios, ranges = text_on_screen([(0.0, 10.0), (10.0, 11.0), (11.0, 20.0)], times, share)
+    assert [(r.start_s, r.end_s) for r in ranges] == [(2.0, 6.0), (11.0, 20.0)]
+    assert ratios == [0.2, 0.0, 0.75]
+    assert not burned_in(share)
+    stamp = np.where(np.isnan(share), np.nan, 0.008)
+    assert burned_in(stamp) and not burned_in(stamp * 4) and not burned_in(stamp[:12])

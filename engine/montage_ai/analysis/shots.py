@@ -57,7 +57,7 @@ from .. import procs
 from ..errors import MediaError
 from ..media.probe import MediaInfo
 from .decode import ANALYSIS_WIDTH, SmallFrame, decode_small_frames, decode_windows  # noqa: F401 (re-exported)
-from .text import text_share
+from .on_screen import TEXT_EVERY_S, TextRange, TextSampler, burned_in, text_on_screen  # noqa: F401 (re-exported)
 from .text import unavailable as text_unavailable
 
 ANALYSIS_VERSION = 4                 # 2: reference frames first, flicker-robust cuts; 3: shot signatures; 4: text
@@ -136,14 +136,6 @@ class UnusableRange(BaseModel):
     start_s: float
     end_s: float
     reason: str                 # black | frozen | blurred
-
-
-class TextRange(BaseModel):
-    """Where lines of rendered text are on screen (a title, credits, a lower third)."""
-
-    start_s: float
-    end_s: float
-    share: float                # the largest share of the frame its lines covered
 
 
 class Boundary(BaseModel):
@@ -296,28 +288,13 @@ class _SeriesBuilder:
         self.sigs.append(f.signature.reshape(-1))
         self.prev = f
 
-    text_at: tuple[float, np.ndarray, float] | None = None     # last text measure: time, look, share
-    text_measured: int = 0
+    text: TextSampler = field(default_factory=TextSampler)
 
     def add_frame(self, frame: SmallFrame) -> None:
         """A decoded frame's features, and its text where it is on the text-sampling grid."""
         f = frame_features(frame.rgb)
-        self.add(frame.time_s, frame.key_frame, f, self._text(frame, f) if frame.detail is not None else math.nan)
-
-    def _text(self, frame: SmallFrame, f: FrameFeatures) -> float:
-        """The text share of a sampled frame: measured (~30 ms), or the last measure again
-        where the picture has not changed anywhere since and it is recent (a still camera)."""
-        if f.contrast < FLAT_CONTRAST:
-            return 0.0          # one flat colour (black between shots): nothing written on it
-        look = f.signature.astype(np.int16)
-        last = self.text_at
-        if (last is not None and frame.time_s - last[0] < TEXT_REFRESH_S
-                and int(np.abs(look - last[1]).max()) < TEXT_LOOK_CHANGE):
-            return last[2]
-        share = text_share(frame.detail)
-        self.text_at = (frame.time_s, look, share)
-        self.text_measured += 1
-        return share
+        text = self.text.share(frame.time_s, frame.detail, f.signature, f.contrast) if frame.detail is not None else math.nan
+        self.add(frame.time_s, frame.key_frame, f, text)
 
     def build(self) -> FeatureSeries:
         arrays = {k: np.asarray(v, dtype=np.float64) for k, v in self.cols.items()}
@@ -818,7 +795,9 @@ def analyze_series(media: MediaInfo, clip_index: int, series: FeatureSeries) -> 
                                   "end_frame": int(number[s.end_frame]) if s.end_frame < series.n
                                   else int(number[-1]) + 1}) for s in shots]
     boundaries = [b.model_copy(update={"frame": int(number[b.frame])}) for b in boundaries if b.frame in kept]
-    shots, text = text_on_screen(shots, times, np.zeros(series.n) if burned_in(series.text_share) else series.text_share)
+    ratios, text = text_on_screen([(s.start_s, s.end_s) for s in shots], times,
+                                  np.zeros(series.n) if burned_in(series.text_share) else series.text_share)
+    shots = [s.model_copy(update={"text": _r(r)}) if r else s for s, r in zip(shots, ratios)]
     return ClipAnalysis(
         media=media, analysis_version=ANALYSIS_VERSION, clip_index=clip_index,
         shots=shots,
@@ -829,64 +808,6 @@ def analyze_series(media: MediaInfo, clip_index: int, series: FeatureSeries) -> 
         boundaries=boundaries, text=text,
         frames_analyzed=series.n,
     )
-
-
-TEXT_EVERY_S = 2.0                  # one frame every 2 s is sampled for text (analysis/text.py, ~30 ms each)
-TEXT_REFRESH_S = 6.0                # ...and measured again at least this often
-TEXT_LOOK_CHANGE = 24               # ...or when some cell of the 16x9 look changed this much (0..255)
-FLAT_CONTRAST = 2.0                 # luma variance (0..255 scale) of a frame of one flat colour
-TEXT_MIN_SHARE = 0.003              # share of the frame in text lines that counts (a 'presents' line: ~0.009)
-TEXT_SHOT = 0.5                     # a shot with text in this share of its samples (two at least) is a text shot
-
-
-STAMP_SAMPLES = 5                   # a clip sampled at least this often...
-STAMP_PRESENT = 0.8                 # ...with small text in this share of its samples...
-STAMP_MAX_SHARE = 0.02              # ...never covering more of the frame: a burned-in clock or logo
-
-
-def burned_in(share: np.ndarray) -> bool:
-    """Whether the text a clip shows is a burned-in stamp (a dashcam's or a security camera's
-    clock, a channel logo): small and on nearly every sample of a clip long enough to tell.
-    Treated as part of the picture; otherwise the whole clip would be left out."""
-    sampled = share[~np.isnan(share)]
-    if sampled.size < STAMP_SAMPLES:
-        return False
-    hits = sampled[sampled >= TEXT_MIN_SHARE]
-    return hits.size >= STAMP_PRESENT * sampled.size and float(hits.max()) < STAMP_MAX_SHARE
-
-
-def text_on_screen(shots: list[Shot], times: np.ndarray, share: np.ndarray) -> tuple[list[Shot], list[TextRange]]:
-    """Each shot's text share, and the ranges with text: a whole shot where two or more and
-    half of its samples show text (a title fading in is faint before it is found), else each run of
-    samples with text widened by the sampling step on both sides (the text came up after the
-    sample before and left before the sample after), kept inside the shot."""
-    sampled = ~np.isnan(share)
-    hits = sampled & (np.nan_to_num(share) >= TEXT_MIN_SHARE)
-    out_shots, ranges = [], []
-    for shot in shots:
-        inside = (times >= shot.start_s - 1e-6) & (times < shot.end_s - 1e-6)
-        n = int(np.count_nonzero(inside & sampled))
-        found = np.flatnonzero(inside & hits)
-        ratio = found.size / n if n else 0.0
-        out_shots.append(shot.model_copy(update={"text": _r(ratio)}) if found.size else shot)
-        if not found.size:
-            continue
-        if found.size >= 2 and ratio >= TEXT_SHOT:
-            ranges.append(TextRange(start_s=shot.start_s, end_s=shot.end_s, share=_r(share[found].max())))
-            continue
-        order = np.flatnonzero(inside & sampled)
-        position = {int(i): j for j, i in enumerate(order)}
-        run = [int(found[0])]
-        for i in [int(x) for x in found[1:]] + [None]:
-            if i is not None and position[i] == position[run[-1]] + 1:
-                run.append(i)
-                continue
-            ranges.append(TextRange(start_s=_r(max(shot.start_s, times[run[0]] - TEXT_EVERY_S)),
-                                    end_s=_r(min(shot.end_s, times[run[-1]] + TEXT_EVERY_S)),
-                                    share=_r(share[run].max())))
-            if i is not None:
-                run = [i]
-    return out_shots, ranges
 
 
 def frame_numbers(times: np.ndarray, fps: float, dense: bool) -> np.ndarray:
