@@ -26,9 +26,10 @@ from .settings import Settings, load_settings
 # flag name -> Settings field; only flags the user actually gave override env/.env/defaults
 _RUN_FLAGS = ["clips", "music", "out", "style", "duration", "music_start", "aspect", "resolution", "fps",
               "fit", "seed", "keep_clip_audio", "crf", "preset", "prompt", "cgpu_enabled", "variants", "export", "edl_source_timecode", "titles",
-              "upscale", "upscale_model", "upscale_scale", "cgpu_gpu_enabled", "strict_cloud", "preview", "force"]
+              "upscale", "upscale_model", "upscale_scale", "cgpu_gpu_enabled", "strict_cloud", "preview", "force",
+              "ray_address"]
 # fields whose flag is not --field-name
-_FLAG_NAMES = {"cgpu_enabled": "--cgpu", "cgpu_gpu_enabled": "--cgpu-gpu"}
+_FLAG_NAMES = {"cgpu_enabled": "--cgpu", "cgpu_gpu_enabled": "--cgpu-gpu", "ray_address": "--ray"}
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -55,6 +56,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                         "open on a title (open) or use it like footage (allow); default: the plan's, which avoids it")
     p.add_argument("--cgpu", dest="cgpu_enabled", action="store_true", default=S,
                    help="ask Gemini through `cgpu serve` (CGPU_HOST:CGPU_PORT) for the edit plan")
+    p.add_argument("--ray", dest="ray_address", default=S, metavar="ADDRESS",
+                   help="analyse the clips on a Ray cluster (host:port, or auto; RAY_ADDRESS); needs montage-ai[ray]")
     p.add_argument("--variants", type=int, default=S, help="ask the LLM for N plans in one request; render each")
     p.add_argument("--upscale", action="store_true", default=S, help="upscale low-resolution sources with Real-ESRGAN")
     p.add_argument("--upscale-model", dest="upscale_model", choices=["realesr-animevideov3", "realesrgan-x4plus"], default=S)

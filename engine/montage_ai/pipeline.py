@@ -7,14 +7,14 @@ a timeline written here and one edited elsewhere are rendered by exactly the sam
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import NamedTuple
 from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
 import opentimelineio as otio
 from montage_otio.names import one_line
@@ -30,6 +30,9 @@ from .direct.llm import DirectorRecord, direct
 from .direct.plan import EditPlan
 from .direct.presets import load_style
 from .errors import MediaError, MontageError
+from .execute import Executor, executor_for
+from .execute.local import LocalExecutor
+from .execute.ray_cluster import reachable as ray_reachable
 from .media.probe import MediaInfo, probe
 from .outputs import Inputs, Outputs, engine_outputs
 from .plan.cutter import CutList, cut
@@ -136,34 +139,42 @@ def probe_clips(paths: list[Path], folder: Path | None = None) -> tuple[list[Med
 
 
 def analyze_clips(media: list[MediaInfo], cache_dir: Path, workers: int,
-                  progress: bool | Progress) -> tuple[list[ClipAnalysis], int, list[str]]:
-    """Analyse clips in parallel (decoding releases the GIL); a clip that fails to decode is skipped."""
+                  progress: bool | Progress, executor: Executor | None = None,
+                  nodes: dict[str, int] | None = None) -> tuple[list[ClipAnalysis], int, list[str]]:
+    """Analyse clips in parallel (here in threads, or as tasks of a Ray cluster); a clip that
+    fails to decode is skipped. `nodes`, when given, counts the clips each node analysed."""
     results: list[ClipAnalysis | None] = [None] * len(media)
     hits, skipped = 0, []
     prog = as_progress(progress)
     bar = prog.bar("analyse clips", total=len(media), unit="clip")
-
-    def one(i: int) -> tuple[int, ClipAnalysis | None, bool, str | None]:
-        try:
-            analysis, hit = load_or_analyze(media[i], i, cache_dir / "analysis")
-            return i, analysis, hit, None
-        except MediaError as exc:
-            return i, None, False, str(exc)
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for i, analysis, hit, err in pool.map(one, range(len(media))):
-            results[i] = analysis
-            hits += hit
-            if err:
-                log.warning("skipping %s", err)
-                prog.warning(f"skipping {err}")
-                skipped.append(err)
-            bar.update(1)
+    executor = executor or LocalExecutor(workers)
+    task = functools.partial(_analyze_one, cache_dir=cache_dir / "analysis")
+    for (i, analysis, hit, err), node, _ in executor.map(task, list(enumerate(media))):
+        results[i] = analysis
+        hits += hit
+        if nodes is not None:
+            nodes[node] = nodes.get(node, 0) + 1
+        if err:
+            log.warning("skipping %s", err)
+            prog.warning(f"skipping {err}")
+            skipped.append(err)
+        bar.update(1)
     bar.close()
     clips = [r for r in results if r is not None and r.shots]
     if not clips:
         raise MontageError("no usable video shots in the clips folder")
     return with_groups(clips), hits, skipped
+
+
+def _analyze_one(item: tuple[int, MediaInfo], cache_dir: Path) -> tuple[int, ClipAnalysis | None, bool, str | None]:
+    """One clip's analysis, from the cache when it is there: a task (it may run on a Ray
+    worker, so it takes everything it needs as arguments)."""
+    i, m = item
+    try:
+        analysis, hit = load_or_analyze(m, i, cache_dir)
+        return i, analysis, hit, None
+    except MediaError as exc:
+        return i, None, False, str(exc)
 
 
 def choose_fps(settings: Settings, media: list[MediaInfo]) -> Fraction:
@@ -245,6 +256,8 @@ def run(settings: Settings, progress: bool | Progress = True) -> RunSummary:
         raise MontageError("both --clips DIR and --music FILE are needed")
     out = Path(settings.out).expanduser().absolute()
     load_style(settings.style)  # an unknown style fails now, not after the analysis
+    if settings.ray_address:
+        ray_reachable(settings.ray_address)     # ...and so does a cluster that is not there
     music_path = require_file(settings.music.expanduser().resolve(), "music file")
     clip_paths = find_clips(settings.clips)
     inputs = Inputs([music_path], "the music")
@@ -271,8 +284,17 @@ def _run_checked(settings: Settings, clip_paths: list[Path], music_path: Path, o
         raise MontageError(f"{music_path}: target {settings.duration:.1f}s is longer than the music "
                            f"({music.duration_s:.1f}s after the {settings.music_start:.1f}s start)")
     workers = settings.worker_count()
-    with stages("clips"):
-        clips, hits, failed = analyze_clips(media, settings.cache_dir, workers, prog)
+    notes: list[str] = []
+    executor = executor_for(settings.ray_address, workers, notes)
+    try:
+        with stages("clips"):
+            nodes: dict[str, int] = {}
+            clips, hits, failed = analyze_clips(media, settings.cache_dir, workers, prog, executor, nodes)
+    finally:
+        executor.close()
+    if settings.ray_address:
+        notes.insert(0, f"analysis: {len(media)} clip(s) on {executor.where}, "
+                        f"{len(nodes)} node(s) ran tasks ({', '.join(str(n) for n in sorted(nodes.values(), reverse=True))})")
     skipped += failed
     with stages("direct"):
         directed = direct(settings, music, clips)
@@ -283,7 +305,7 @@ def _run_checked(settings: Settings, clip_paths: list[Path], music_path: Path, o
                                      crf=settings.crf, preset=settings.preset)
     context = _MontageContext(settings=settings, music=music, music_info=music_info, media=media, clips=clips,
                               fps=fps, render=render_settings, target_s=target, record=directed.record,
-                              workers=workers, notes=[], outputs=outputs)
+                              workers=workers, notes=notes, outputs=outputs)
     made: list[_Montage] = []
     for k, plan in enumerate(directed.plans):
         made.append(_make_montage(context, plan, _variant_folder(out, k), prog,

@@ -29,7 +29,7 @@ CACHE_VOLUME = "montage-ai-cache"    # the same named volume docker-compose.yml 
 # Every variable the engine's settings read (tests/test_deploy.py checks this against the
 # settings model), except the paths, which become mounts.
 PASS_THROUGH = ["CGPU_ENABLED", "CGPU_HOST", "CGPU_PORT", "CGPU_MODEL", "CGPU_GPU_ENABLED", "CGPU_TIMEOUT",
-                "MEMORY_LIMIT_GB", "MAX_PARALLEL_JOBS", "OLLAMA_HOST", "OLLAMA_MODEL", "LLM_TIMEOUT", "LLM_BACKOFF",
+                "MEMORY_LIMIT_GB", "MAX_PARALLEL_JOBS", "RAY_ADDRESS", "OLLAMA_HOST", "OLLAMA_MODEL", "LLM_TIMEOUT", "LLM_BACKOFF",
                 "OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL", "MONTAGE_STYLE", "MONTAGE_DURATION",
                 "MONTAGE_MUSIC_START", "MONTAGE_ASPECT", "MONTAGE_RESOLUTION", "MONTAGE_FPS", "MONTAGE_FIT",
                 "MONTAGE_SEED", "MONTAGE_PROMPT", "MONTAGE_VARIANTS", "MONTAGE_UPSCALE", "MONTAGE_UPSCALE_MODEL",

@@ -1,0 +1,131 @@
+"""Scale-out: clip analysis as tasks on a real multi-node Ray cluster started on this machine
+(Ray's own ray.cluster_utils.Cluster: a head and a second node, one CPU each, on loopback).
+
+The analysis from the cluster is the analysis made here, clip for clip; both nodes ran tasks;
+a worker node killed mid-analysis changes nothing in the result; a whole run with --ray makes
+the same MP4 frame for frame; and the default path never imports Ray."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from media_tools import decode_frames
+from montage_ai.execute.local import LocalExecutor
+from montage_ai.media.ffmpeg import run_ffmpeg
+from montage_ai.media.probe import probe
+from montage_ai.pipeline import analyze_clips
+
+# Ray's switch for loopback-only clusters, read when ray is imported: every node, the GCS and the
+# object store listen on 127.0.0.1 only
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'montage-ai[ray]')")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from montage_ai.execute.ray_cluster import RayExecutor  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head node and a worker node, one CPU each, every address on loopback."""
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    c.add_node(num_cpus=1)
+    c.wait_for_nodes()
+    yield c
+    ray.shutdown()
+    c.shutdown()
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> list[Path]:
+    """Six 4-second clips with cuts in them, different content each."""
+    folder = tmp_path_factory.mktemp("ray-clips")
+    out = []
+    for k, (a, b) in enumerate([("mandelbrot", "life"), ("cellauto", "mandelbrot"), ("life", "cellauto"),
+                                ("mandelbrot", "cellauto"), ("life", "mandelbrot"), ("cellauto", "life")]):
+        path = folder / f"clip{k}.mp4"
+        run_ffmpeg(["-f", "lavfi", "-i", f"{a}=s=320x180:r=25", "-f", "lavfi", "-i", f"{b}=s=320x180:r=25",
+                    "-filter_complex", "[0:v]trim=0:2[x];[1:v]trim=0:2,setpts=PTS-STARTPTS[y];[x][y]concat=n=2:v=1",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "25", str(path)], what="clip")
+        out.append(path)
+    return out
+
+
+def _analyses(clips, cache: Path, executor=None, nodes=None):
+    media = [probe(p) for p in clips]
+    analysed, _, skipped = analyze_clips(media, cache, 2, False, executor, nodes)
+    assert not skipped
+    return [a.model_dump(exclude={"decode_s"}) for a in analysed]
+
+
+def test_the_cluster_analyses_what_this_machine_does_on_both_nodes(cluster, clips, tmp_path):
+    here = _analyses(clips, tmp_path / "local")
+    nodes: dict[str, int] = {}
+    notes: list[str] = []
+    there = _analyses(clips, tmp_path / "ray", RayExecutor(cluster.address, notes, LocalExecutor(2)), nodes)
+    print(f"\ntasks per node: {nodes}; notes: {notes}")
+    assert there == here
+    assert len(nodes) == 2 and "local" not in nodes and not notes
+    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
+
+
+def test_a_worker_node_killed_mid_analysis_changes_nothing(cluster, clips, tmp_path):
+    """A third node joins, then dies a second into the analysis of twelve clips: Ray runs its
+    tasks again elsewhere, and the analyses are those made here."""
+    items = clips * 2
+    here = _analyses(items, tmp_path / "local")
+    worker = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    nodes: dict[str, int] = {}
+    notes: list[str] = []
+    killer = threading.Timer(1.0, lambda: cluster.remove_node(worker, allow_graceful=False))
+    killer.start()
+    there = _analyses(items, tmp_path / "ray", RayExecutor(cluster.address, notes, LocalExecutor(2)), nodes)
+    killer.join()
+    print(f"\ntasks per node: {nodes}; notes: {notes}")
+    assert there == here
+
+
+def test_the_default_path_never_imports_ray(tmp_path):
+    code = ("import sys, montage_ai.pipeline, montage_ai.cli; "
+            "assert not any(m == 'ray' or m.startswith('ray.') for m in sys.modules), 'ray imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_a_run_with_ray_makes_the_same_mp4_frame_for_frame(cluster, clips, shared_media, tmp_path):
+    from montage_ai.pipeline import run
+    from montage_ai.settings import Settings
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for p in clips:
+        (folder / p.name).symlink_to(p)
+    common = dict(clips=folder, music=shared_media / "vibe_ace.ogg", duration=12.0, resolution="360p")
+    local = run(Settings(out=tmp_path / "local", cache_dir=tmp_path / "cache-local", **common), progress=False)
+    remote = run(Settings(out=tmp_path / "ray", cache_dir=tmp_path / "cache-ray", ray_address=cluster.address, **common),
+                 progress=False)
+    line = next(n for n in remote.notes if n.startswith("analysis:"))
+    print("\n" + line)
+    assert "Ray at" in line and "2 node(s) ran tasks" in line
+    a, b = decode_frames(local.video), decode_frames(remote.video)
+    assert len(a) == len(b) > 0 and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_an_address_where_no_cluster_answers_is_one_line_naming_it(clips, shared_media, tmp_path, capsys):
+    """Before any work: Ray's own client would wait minutes, logging as it waits."""
+    from montage_ai.cli import main
+
+    t0 = time.monotonic()
+    code = main(["run", "--clips", str(clips[0].parent), "--music", str(shared_media / "vibe_ace.ogg"),
+                 "--out", str(tmp_path / "out"), "--ray", "127.0.0.1:1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and time.monotonic() - t0 < 30
+    assert err and "RAY_ADDRESS 127.0.0.1:1" in err[-1]
