@@ -8,6 +8,7 @@ cluster to finish. Results come back in the items' order.
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -39,7 +40,8 @@ class RayExecutor:
         reachable(address)
         try:
             ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
-                     logging_level="ERROR", configure_logging=False)
+                     logging_level="ERROR", configure_logging=False,
+                     runtime_env={"py_modules": _our_packages()})
         except Exception as exc:    # ConnectionError, ray's own: the address is the user's setting
             raise MontageError(f"RAY_ADDRESS {address}: cannot join the Ray cluster "
                                f"({' '.join(str(exc).split())[:200]})") from exc
@@ -86,5 +88,18 @@ def reachable(address: str) -> None:
                            f"({exc.strerror or type(exc).__name__})") from exc
 
 
+def _our_packages() -> list:
+    """This engine's own packages, shipped to every worker with the tasks (Ray's py_modules),
+    so workers run the code the driver runs; their dependencies must be installed on each node."""
+    import montage_ai
+    import montage_otio
+
+    return [montage_ai, montage_otio]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 def _short(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+    text = _ANSI.sub("", str(exc))
+    return f"{type(exc).__name__}: {' '.join(text.split())[:160]}"
