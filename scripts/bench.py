@@ -6,6 +6,11 @@ synthetic footage (4 minutes in all, 25 fps, H.264) and a 3-minute synthesized d
 The run uses a fresh analysis and render cache, so every stage does its full work.
 
     python scripts/bench.py [--resolution 1080p] [--duration SECONDS] [--quick]
+    python scripts/bench.py --ray [--clips 8]     # clip analysis on a Ray cluster of 1 and 2 worker nodes
+
+--ray: real footage (the clips in ../shared/media, looped and scaled to 720p25, 30 s each), analysed
+here (1 and 2 threads) and on a Ray cluster started on this machine with Ray's own test cluster
+(a head that runs no tasks, and 1 or 2 worker nodes of one CPU): throughput per configuration.
 """
 
 from __future__ import annotations
@@ -53,12 +58,79 @@ def build_corpus(folder: Path, quick: bool) -> tuple[Path, Path, float, int]:
     return sub, music, media_s, frames
 
 
+def real_corpus(folder: Path, n: int) -> list[Path]:
+    """n clips of 30 s at 720p25 from the real footage (looped where shorter)."""
+    from montage_ai.media.ffmpeg import run_ffmpeg
+
+    shared = ROOT.parent / "shared" / "media"
+    sources = [shared / name for name in ("car-detection.mp4", "bottle-detection.mp4",
+                                          "one-by-one-person-detection.mp4", "big_buck_bunny_0_30.webm")]
+    if not all(p.is_file() for p in sources):
+        sys.exit(f"--ray needs the real clips in {shared}")
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for k in range(n):
+        path = folder / f"real{k}.mp4"
+        if not path.exists():
+            src = sources[k % len(sources)]
+            run_ffmpeg(["-stream_loop", "-1", "-ss", str(5 * (k // len(sources))), "-i", str(src), "-t", "30",
+                        "-vf", "scale=1280:720,fps=25", "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
+                        "-g", "50", str(path)], what="bench clip", timeout_s=600)
+        out.append(path)
+    return out
+
+
+def bench_ray(n_clips: int) -> None:
+    """Clip analysis throughput: here with 1 and 2 threads, on Ray with 1 and 2 worker nodes."""
+    import os
+
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")     # every address on loopback
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from montage_ai.execute.local import LocalExecutor
+    from montage_ai.execute.ray_cluster import RayExecutor
+    from montage_ai.pipeline import analyze_clips
+
+    clips = real_corpus(ROOT / ".cache" / "bench-ray", n_clips)
+    media = [probe(p) for p in clips]
+    footage_s = sum(m.duration_s for m in media)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        def timed(name: str, executor, workers: int) -> None:
+            cache = Path(tmp) / name.replace(" ", "-")
+            t = time.perf_counter()
+            analyze_clips(media, cache, workers, False, executor)
+            rows.append((name, time.perf_counter() - t))
+
+        timed("here, 1 thread", LocalExecutor(1), 1)
+        timed("here, 2 threads", LocalExecutor(2), 2)
+        for nodes in (1, 2):
+            cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+            for _ in range(nodes):
+                cluster.add_node(num_cpus=1)
+            cluster.wait_for_nodes()
+            ex = RayExecutor(cluster.address, [], LocalExecutor(1))
+            timed(f"Ray, {nodes} worker node{'s' if nodes > 1 else ''} (1 CPU each)", ex, 1)
+            ray.shutdown()
+            cluster.shutdown()
+    print(f"\nclip analysis of {len(media)} real clips, {footage_s:.0f} s of 720p25 footage")
+    print(f"{'where':40s} {'wall s':>8s} {'footage s per s':>16s} {'clips per min':>14s}")
+    for name, sec in rows:
+        print(f"{name:40s} {sec:8.1f} {footage_s / sec:16.1f} {60 * len(media) / sec:14.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--resolution", default="1080p")
     ap.add_argument("--duration", type=float, default=None, help="montage length (default: the whole track)")
     ap.add_argument("--quick", action="store_true", help="a small corpus for a smoke run")
+    ap.add_argument("--ray", action="store_true", help="clip analysis on a Ray cluster of 1 and 2 worker nodes")
+    ap.add_argument("--clips", type=int, default=8, help="--ray: how many 30 s real clips")
     args = ap.parse_args()
+    if args.ray:
+        bench_ray(args.clips)
+        return
     corpus = ROOT / ".cache" / "bench-corpus"
     t0 = time.perf_counter()
     clips, music, media_s, frames = build_corpus(corpus, args.quick)
