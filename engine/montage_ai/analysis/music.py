@@ -260,8 +260,9 @@ def coarse_beats(onset_env: np.ndarray, sample_rate_hz: int, hop: int) -> tuple[
     """
     import librosa
 
-    tempo_bpm = global_tempo_bpm(onset_env, sample_rate_hz, hop)
-    local = local_tempo_bpm(onset_env, sample_rate_hz, hop, tempo_bpm)
+    sparse = sparse_tempogram(onset_env, sample_rate_hz, hop)
+    tempo_bpm = global_tempo_bpm(onset_env, sample_rate_hz, hop, sparse)
+    local = local_tempo_bpm(onset_env, sample_rate_hz, hop, tempo_bpm, sparse)
     _, frames = librosa.beat.beat_track(
         onset_envelope=onset_env, sr=sample_rate_hz, hop_length=hop, trim=False,
         bpm=tempo_bpm if local is None else local,
@@ -270,7 +271,18 @@ def coarse_beats(onset_env: np.ndarray, sample_rate_hz: int, hop: int) -> tuple[
     return np.asarray(beats_s, dtype=np.float64), tempo_bpm
 
 
-def global_tempo_bpm(onset_env: np.ndarray, sample_rate_hz: int, hop: int) -> float:
+def sparse_tempogram(onset_env: np.ndarray, sample_rate_hz: int, hop: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(centre frames, tempogram) every LOCAL_TEMPO_STEP_S over TEMPO_WINDOW_S windows, made
+    once for the main and the local tempo; None for a song shorter than two windows."""
+    import librosa
+
+    win = int(librosa.time_to_frames(TEMPO_WINDOW_S, sr=sample_rate_hz, hop_length=hop))
+    step = max(1, int(round(LOCAL_TEMPO_STEP_S * sample_rate_hz / hop)))
+    return tempogram_every(onset_env, win, step) if onset_env.size >= 2 * win else None
+
+
+def global_tempo_bpm(onset_env: np.ndarray, sample_rate_hz: int, hop: int,
+                     sparse: tuple[np.ndarray, np.ndarray] | None) -> float:
     """The song's main tempo: the tempo most of its seconds have (librosa's estimate in each
     TEMPO_WINDOW_S window, its usual prior). A song in two tempi (a DJ mix, a live medley) gets
     the one heard longest, where the tempogram averaged over the whole song would give a
@@ -278,20 +290,19 @@ def global_tempo_bpm(onset_env: np.ndarray, sample_rate_hz: int, hop: int) -> fl
     two windows: the averaged tempogram."""
     import librosa
 
-    win = int(librosa.time_to_frames(TEMPO_WINDOW_S, sr=sample_rate_hz, hop_length=hop))
-    step = max(1, int(round(LOCAL_TEMPO_STEP_S * sample_rate_hz / hop)))
-    if onset_env.size >= 2 * win:
-        _, tg = tempogram_every(onset_env, win, step)
-        local = np.atleast_1d(librosa.feature.tempo(tg=tg, sr=sample_rate_hz, hop_length=hop, aggregate=None))
+    if sparse is not None:
+        local = np.atleast_1d(librosa.feature.tempo(tg=sparse[1], sr=sample_rate_hz, hop_length=hop, aggregate=None))
         local = np.round(local[local > 0], 3)
         if local.size:
             values, counts = np.unique(local, return_counts=True)
             return float(values[np.argmax(counts)])
+    win = int(librosa.time_to_frames(TEMPO_WINDOW_S, sr=sample_rate_hz, hop_length=hop))
     tempo = librosa.feature.tempo(tg=mean_tempogram(onset_env, win)[:, None], sr=sample_rate_hz, hop_length=hop)
     return float(np.atleast_1d(tempo)[0])
 
 
-def local_tempo_bpm(onset_env: np.ndarray, sample_rate_hz: int, hop: int, global_bpm: float) -> np.ndarray | None:
+def local_tempo_bpm(onset_env: np.ndarray, sample_rate_hz: int, hop: int, global_bpm: float,
+                    sparse: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray | None:
     """The tempo at every onset frame where it changes within the song (a ramp, rubato, a DJ
     transition), else None (a steady song keeps the one tempo). Estimated every
     LOCAL_TEMPO_STEP_S over TEMPO_WINDOW_S windows, with librosa's log-normal prior centred on
@@ -300,11 +311,9 @@ def local_tempo_bpm(onset_env: np.ndarray, sample_rate_hz: int, hop: int, global
     import librosa
     from scipy.ndimage import median_filter
 
-    win = int(librosa.time_to_frames(TEMPO_WINDOW_S, sr=sample_rate_hz, hop_length=hop))
-    step = max(1, int(round(LOCAL_TEMPO_STEP_S * sample_rate_hz / hop)))
-    if onset_env.size < 2 * win or global_bpm <= 0:
+    if sparse is None or global_bpm <= 0:
         return None
-    centres, tg = tempogram_every(onset_env, win, step)
+    centres, tg = sparse
     local = np.atleast_1d(librosa.feature.tempo(tg=tg, sr=sample_rate_hz, hop_length=hop, start_bpm=global_bpm,
                                                 aggregate=None)).astype(np.float64)
     local = np.where(local > 0, local, global_bpm)

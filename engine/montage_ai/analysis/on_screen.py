@@ -39,7 +39,6 @@ class TextSampler:
     """Measures the sampled frames of one pass, skipping those that cannot have changed."""
 
     last: tuple[float, np.ndarray, float] | None = None     # last measure: time, look, share
-    measured: int = 0
 
     def share(self, t: float, detail: np.ndarray, look: np.ndarray, contrast: float) -> float:
         """The text share of a sampled frame (`detail`, TEXT_WIDTH wide; `look` its 16x9
@@ -53,7 +52,6 @@ class TextSampler:
             return last[2]
         share = text_share(detail)
         self.last = (t, look, share)
-        self.measured += 1
         return share
 
 
