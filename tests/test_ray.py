@@ -58,18 +58,23 @@ def clips(tmp_path_factory) -> list[Path]:
     return out
 
 
-def _analyses(clips, cache: Path, executor=None, nodes=None):
+def _analyses(clips, cache: Path, executor=None):
     media = [probe(p) for p in clips]
-    analysed, _, skipped = analyze_clips(media, cache, 2, False, executor, nodes)
+    analysed, _, skipped = analyze_clips(media, cache, 2, False, executor)
     assert not skipped
     return [a.model_dump(exclude={"decode_s"}) for a in analysed]
 
 
+def _nodes(executor, stage="analysis") -> dict[str, int]:
+    return executor.use[stage].items
+
+
 def test_the_cluster_analyses_what_this_machine_does_on_both_nodes(cluster, clips, tmp_path):
     here = _analyses(clips, tmp_path / "local")
-    nodes: dict[str, int] = {}
     notes: list[str] = []
-    there = _analyses(clips, tmp_path / "ray", RayExecutor(cluster.address, notes, LocalExecutor(2)), nodes)
+    executor = RayExecutor(cluster.address, notes, LocalExecutor(2))
+    there = _analyses(clips, tmp_path / "ray", executor)
+    nodes = _nodes(executor)
     print(f"\ntasks per node: {nodes}; notes: {notes}")
     assert there == here
     assert len(nodes) == 2 and "local" not in nodes and not notes
@@ -83,13 +88,13 @@ def test_a_worker_node_killed_mid_analysis_changes_nothing(cluster, clips, tmp_p
     here = _analyses(items, tmp_path / "local")
     worker = cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
-    nodes: dict[str, int] = {}
     notes: list[str] = []
     killer = threading.Timer(1.0, lambda: cluster.remove_node(worker, allow_graceful=False))
     killer.start()
-    there = _analyses(items, tmp_path / "ray", RayExecutor(cluster.address, notes, LocalExecutor(2)), nodes)
+    executor = RayExecutor(cluster.address, notes, LocalExecutor(2))
+    there = _analyses(items, tmp_path / "ray", executor)
     killer.join()
-    print(f"\ntasks per node: {nodes}; notes: {notes}")
+    print(f"\ntasks per node: {_nodes(executor)}; notes: {notes}")
     assert there == here
 
 
@@ -112,9 +117,10 @@ def test_a_run_with_ray_makes_the_same_mp4_frame_for_frame(cluster, clips, share
     local = run(Settings(out=tmp_path / "local", cache_dir=tmp_path / "cache-local", **common), progress=False)
     remote = run(Settings(out=tmp_path / "ray", cache_dir=tmp_path / "cache-ray", ray_address=cluster.address, **common),
                  progress=False)
-    line = next(n for n in remote.notes if n.startswith("analysis:"))
-    print("\n" + line)
-    assert "Ray at" in line and "2 node(s) ran tasks" in line
+    lines = [n for n in remote.notes if n.startswith(("analysis:", "render:"))]
+    print("\n" + "\n".join(remote.notes))
+    assert len(lines) == 2 and all("Ray at" in n and "2 node(s) ran them" in n for n in lines)
+    assert not any("ran here" in n for n in remote.notes)
     a, b = decode_frames(local.video), decode_frames(remote.video)
     assert len(a) == len(b) > 0 and all(np.array_equal(x, y) for x, y in zip(a, b))
 

@@ -255,10 +255,20 @@ def test_cache_hit_miss_and_relabel(synth, tmp_path):
     assert all(s.clip_index == 7 for s in other.shots) and other.clip_index == 7
     assert [(s.start_s, s.end_s) for s in other.shots] == [(s.start_s, s.end_s) for s in first.shots]
 
+    # the key is the content: touched, renamed or copied elsewhere it is a hit, as the new file
     st = clip.stat()
     os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    again, hit4 = load_or_analyze(probe(clip), 0, cache)
-    assert not hit4 and len(list(cache.iterdir())) == 2
+    moved = tmp_path / "elsewhere" / "renamed.mp4"
+    moved.parent.mkdir()
+    clip.rename(moved)
+    again, hit4 = load_or_analyze(probe(moved), 0, cache)
+    assert hit4 and again.media.path == moved and again.shots == first.shots
+    # other bytes at the same path and size (one byte in the middle): a miss
+    data = bytearray(moved.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    moved.write_bytes(bytes(data))
+    _, hit5 = load_or_analyze(probe(moved), 0, cache)
+    assert not hit5 and len(list(cache.iterdir())) == 2
 
 
 def test_cache_ignores_a_broken_entry(synth, tmp_path):

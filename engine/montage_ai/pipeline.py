@@ -7,7 +7,6 @@ a timeline written here and one edited elsewhere are rendered by exactly the sam
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections import Counter
@@ -21,7 +20,8 @@ from montage_otio.names import one_line
 from pydantic import BaseModel
 
 from . import atomic
-from .analysis.cache import load_or_analyze
+from .analysis import cache as analysis_cache
+from .analysis.clip_task import ANALYSIS, ClipItem
 from .analysis.music import MusicAnalysis
 from .analysis.music_apart import analyze_music_apart
 from .analysis.shots import ClipAnalysis
@@ -30,7 +30,7 @@ from .direct.llm import DirectorRecord, direct
 from .direct.plan import EditPlan
 from .direct.presets import load_style
 from .errors import MediaError, MontageError
-from .execute import Executor, executor_for
+from .execute import Executor, executor_for, placement_lines
 from .execute.local import LocalExecutor
 from .execute.ray_cluster import reachable as ray_reachable
 from .media.probe import MediaInfo, probe
@@ -139,21 +139,27 @@ def probe_clips(paths: list[Path], folder: Path | None = None) -> tuple[list[Med
 
 
 def analyze_clips(media: list[MediaInfo], cache_dir: Path, workers: int,
-                  progress: bool | Progress, executor: Executor | None = None,
-                  nodes: dict[str, int] | None = None) -> tuple[list[ClipAnalysis], int, list[str]]:
-    """Analyse clips in parallel (here in threads, or as tasks of a Ray cluster); a clip that
-    fails to decode is skipped. `nodes`, when given, counts the clips each node analysed."""
+                  progress: bool | Progress, executor: Executor | None = None) -> tuple[list[ClipAnalysis], int, list[str]]:
+    """Analyse clips in parallel (here in threads, or as tasks of a Ray cluster), each from the
+    cache when its content was analysed before; a clip that fails to decode is skipped."""
     results: list[ClipAnalysis | None] = [None] * len(media)
-    hits, skipped = 0, []
+    skipped: list[str] = []
     prog = as_progress(progress)
     bar = prog.bar("analyse clips", total=len(media), unit="clip")
-    executor = executor or LocalExecutor(workers)
-    task = functools.partial(_analyze_one, cache_dir=cache_dir / "analysis")
-    for (i, analysis, hit, err), node, _ in executor.map(task, list(enumerate(media))):
-        results[i] = analysis
-        hits += hit
-        if nodes is not None:
-            nodes[node] = nodes.get(node, 0) + 1
+    cache = cache_dir / "analysis"
+    todo: list[ClipItem] = []
+    for i, m in enumerate(media):
+        results[i] = analysis_cache.load(m, i, cache)
+        if results[i] is None:
+            todo.append(ClipItem(i, m, str(m.path)))
+        else:
+            bar.update(1)
+    for outcome in (executor or LocalExecutor(workers)).map(ANALYSIS, todo):
+        i = todo[outcome.index].index
+        analysis, err = outcome.result
+        if analysis is not None:
+            results[i] = analysis.model_copy(update={"media": media[i]})
+            analysis_cache.store(media[i], results[i], cache)
         if err:
             log.warning("skipping %s", err)
             prog.warning(f"skipping {err}")
@@ -163,18 +169,7 @@ def analyze_clips(media: list[MediaInfo], cache_dir: Path, workers: int,
     clips = [r for r in results if r is not None and r.shots]
     if not clips:
         raise MontageError("no usable video shots in the clips folder")
-    return with_groups(clips), hits, skipped
-
-
-def _analyze_one(item: tuple[int, MediaInfo], cache_dir: Path) -> tuple[int, ClipAnalysis | None, bool, str | None]:
-    """One clip's analysis, from the cache when it is there: a task (it may run on a Ray
-    worker, so it takes everything it needs as arguments)."""
-    i, m = item
-    try:
-        analysis, hit = load_or_analyze(m, i, cache_dir)
-        return i, analysis, hit, None
-    except MediaError as exc:
-        return i, None, False, str(exc)
+    return with_groups(clips), len(media) - len(todo), skipped
 
 
 def choose_fps(settings: Settings, media: list[MediaInfo]) -> Fraction:
@@ -287,14 +282,18 @@ def _run_checked(settings: Settings, clip_paths: list[Path], music_path: Path, o
     notes: list[str] = []
     executor = executor_for(settings.ray_address, workers, notes)
     try:
-        with stages("clips"):
-            nodes: dict[str, int] = {}
-            clips, hits, failed = analyze_clips(media, settings.cache_dir, workers, prog, executor, nodes)
+        return _run_with(executor, notes, settings, media, skipped, music, music_info, target, out, outputs, prog)
     finally:
         executor.close()
-    if settings.ray_address:
-        notes.insert(0, f"analysis: {len(media)} clip(s) on {executor.where}, "
-                        f"{len(nodes)} node(s) ran tasks ({', '.join(str(n) for n in sorted(nodes.values(), reverse=True))})")
+
+
+def _run_with(executor: Executor, notes: list[str], settings: Settings, media: list[MediaInfo], skipped: list[str],
+              music: MusicAnalysis, music_info: MediaInfo, target: float, out: Path, outputs: Outputs,
+              prog: Progress) -> RunSummary:
+    stages = prog.stage
+    workers = settings.worker_count()
+    with stages("clips"):
+        clips, hits, failed = analyze_clips(media, settings.cache_dir, workers, prog, executor)
     skipped += failed
     with stages("direct"):
         directed = direct(settings, music, clips)
@@ -305,7 +304,7 @@ def _run_checked(settings: Settings, clip_paths: list[Path], music_path: Path, o
                                      crf=settings.crf, preset=settings.preset)
     context = _MontageContext(settings=settings, music=music, music_info=music_info, media=media, clips=clips,
                               fps=fps, render=render_settings, target_s=target, record=directed.record,
-                              workers=workers, notes=notes, outputs=outputs)
+                              workers=workers, notes=notes, outputs=outputs, executor=executor)
     made: list[_Montage] = []
     for k, plan in enumerate(directed.plans):
         made.append(_make_montage(context, plan, _variant_folder(out, k), prog,
@@ -326,7 +325,7 @@ def _run_checked(settings: Settings, clip_paths: list[Path], music_path: Path, o
         fps=str(fps), stages_s=dict(prog.stages_s), cache_hits=hits, warnings=cuts.warnings,
         craft=craft,
         director=directed.record, variants=[m.timeline.parent / video_name for m in made[1:]], exports=exports,
-        notes=context.notes,
+        notes=(placement_lines(executor) if executor.remote else []) + context.notes,
     )
     with stages("report"):
         for m in made:
@@ -385,6 +384,7 @@ class _MontageContext:
     workers: int
     notes: list[str]
     outputs: Outputs
+    executor: Executor
 
 
 def _make_montage(c: _MontageContext, plan: EditPlan, out: Path, prog: Progress,
@@ -421,7 +421,7 @@ def _make_montage(c: _MontageContext, plan: EditPlan, out: Path, prog: Progress,
         spec, video_name = preview_spec(spec), PREVIEW_NAME
     with stages("render" + suffix):
         render(spec, out / video_name, c.settings.cache_dir / "render", workers=c.workers, progress=prog,
-               encoder_threads=c.settings.encoder_threads())
+               encoder_threads=c.settings.encoder_threads(), executor=c.executor)
     c.outputs.record(out / video_name)
     return _Montage(cuts, craft, otio_path, plan_path)
 
@@ -479,13 +479,17 @@ def render_timeline_file(path: Path, out: Path, settings: Settings, search: list
         outputs.lock(out.parent)
         outputs.check([out])
         prepare_cache(settings)
+        notes: list[str] = []
         if settings.upscale:
-            notes: list[str] = []
             spec = upscale_for(spec, settings, notes, as_progress(progress))
-            for line in notes:
-                log.warning("%s", line)
-        render(spec, out, settings.cache_dir / "render", workers=settings.worker_count(), progress=progress,
-               encoder_threads=settings.encoder_threads())
+        executor = executor_for(settings.ray_address, settings.worker_count(), notes)
+        try:
+            render(spec, out, settings.cache_dir / "render", workers=settings.worker_count(), progress=progress,
+                   encoder_threads=settings.encoder_threads(), executor=executor)
+        finally:
+            executor.close()
+        for line in (placement_lines(executor) if executor.remote else []) + notes:
+            log.warning("%s", line)
         outputs.record(out)
     return out
 

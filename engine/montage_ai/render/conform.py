@@ -14,22 +14,27 @@ filter in each chunk's encoder.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import os
 import shutil
+import tempfile
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
 from av.video.reformatter import VideoReformatter
 
-from ..atomic import atomic_path, scratch_dir, scratch_path
+from ..atomic import atomic_path, scratch_dir, scratch_path, write_bytes
+from ..execute import Executor, Task
+from ..execute.local import LocalExecutor
 from ..media.ffmpeg import FfmpegPipe, run_ffmpeg
+from ..media.fingerprint import fingerprint
 from ..procs import check_interrupted
 from ..report.progress import Bar, Progress, as_progress
 from ..timeline.model import Piece, RenderSettings, RenderSpec
@@ -213,14 +218,56 @@ def _has_soundtrack(spec: RenderSpec) -> bool:
     return bool(spec.audio) or spec.settings.keep_clip_audio
 
 
+class ChunkJob(NamedTuple):
+    """One chunk to encode: a render task's item."""
+
+    chunk: Chunk
+    spec: RenderSpec
+    threads: int
+    out: Path           # where this machine keeps it
+
+
+def encode_in_place(job: ChunkJob, clocks: Clocks, bars: tuple[Bar, Bar]) -> None:
+    with atomic_path(job.out) as tmp:
+        encode_chunk(job.chunk, job.spec, tmp, job.threads, clocks, *bars)
+
+
+def encode_to_bytes(job: ChunkJob) -> bytes:
+    """The chunk's MP4 as bytes, encoded in a temporary folder of the machine this runs on."""
+    quiet = as_progress(False)
+    with tempfile.TemporaryDirectory(prefix="montage-chunk-") as folder:
+        out = Path(folder) / "chunk.mp4"
+        encode_chunk(job.chunk, job.spec, out, job.threads, Clocks(), quiet.bar("", None), quiet.bar("", None))
+        return out.read_bytes()
+
+
+def chunk_files(job: ChunkJob) -> dict[Path, str]:
+    return {sp.path: fingerprint(sp.path) for p in job.chunk.pieces for sp in (p.a, p.b) if sp is not None}
+
+
+def chunk_moved(job: ChunkJob, moved: dict[Path, Path]) -> ChunkJob:
+    def span(sp):
+        return sp.model_copy(update={"path": moved.get(sp.path, sp.path)}) if sp is not None else None
+
+    pieces = tuple(p.model_copy(update={"a": span(p.a), "b": span(p.b)}) for p in job.chunk.pieces)
+    return job._replace(chunk=Chunk(pieces))
+
+
+def chunk_timeout_s(job: ChunkJob) -> float:
+    return CHUNK_TIMEOUT_S + CHUNK_TIMEOUT_PER_FRAME_S * job.chunk.frames
+
+
 LEGACY_PIECES = "pieces"    # lossless per-piece intermediates of engines before chunked render: never read now
 
 
 def render(spec: RenderSpec, out_path: Path, cache_dir: Path, workers: int = 2,
-           progress: bool | Progress = True, encoder_threads: int | None = None) -> RenderResult:
+           progress: bool | Progress = True, encoder_threads: int | None = None,
+           executor: Executor | None = None) -> RenderResult:
     """Render `spec` to `out_path` (written atomically); finished chunks are cached under
-    `cache_dir`. `workers` bounds the chunks encoded at once and `encoder_threads` the threads
-    all encoders share, which is how MEMORY_LIMIT_GB reaches x264."""
+    `cache_dir`. `workers` bounds the chunks encoded at once here and `encoder_threads` the
+    threads all encoders share, which is how MEMORY_LIMIT_GB reaches x264. With a Ray
+    executor the chunks are encoded on the cluster (with the same x264 threads, so the same
+    bytes) and this machine joins them."""
     cache_dir, out_path = cache_dir.resolve(), out_path.resolve()
     chunk_dir = cache_dir / "chunks"
     chunk_dir.mkdir(parents=True, exist_ok=True)
@@ -237,15 +284,19 @@ def render(spec: RenderSpec, out_path: Path, cache_dir: Path, workers: int = 2,
     clocks = Clocks()
     pieces_bar = prog.bar("render pieces", total=sum(len(c.pieces) for c, _ in todo), unit="piece")
     frames_bar = prog.bar("encode", total=sum(c.frames for c, _ in todo), unit="frame")
-
-    def one(job: tuple[Chunk, Path]) -> None:
-        chunk, final = job
-        with atomic_path(final) as tmp:
-            encode_chunk(chunk, spec, tmp, threads, clocks, pieces_bar, frames_bar)
-
+    executor = executor or LocalExecutor(workers)
+    if executor.remote:     # encoded on the cluster's nodes, the bytes come back and are written here
+        task = Task("render", run=encode_to_bytes, files=chunk_files, relocate=chunk_moved, timeout_s=chunk_timeout_s)
+    else:
+        task = Task("render", run=functools.partial(encode_in_place, clocks=clocks, bars=(pieces_bar, frames_bar)))
+    jobs_todo = [ChunkJob(c, spec, threads, path) for c, path in todo]
     try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(one, todo))
+        for outcome in executor.map(task, jobs_todo):
+            if executor.remote:
+                job = jobs_todo[outcome.index]
+                write_bytes(job.out, outcome.result)
+                pieces_bar.update(len(job.chunk.pieces))
+                frames_bar.update(job.chunk.frames)
     finally:
         pieces_bar.close()
         frames_bar.close()
