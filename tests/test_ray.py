@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import ray_tasks
 
 from media_tools import decode_frames
 from montage_ai.execute.local import LocalExecutor
@@ -78,7 +79,7 @@ def test_the_cluster_analyses_what_this_machine_does_on_both_nodes(cluster, clip
     print(f"\ntasks per node: {nodes}; notes: {notes}")
     assert there == here
     assert len(nodes) == 2 and "local" not in nodes and not notes
-    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
+    assert {n.node_ip_address for n in cluster.list_all_nodes()} == {"127.0.0.1"}
 
 
 def test_a_worker_node_killed_mid_analysis_changes_nothing(cluster, clips, tmp_path):
@@ -135,3 +136,123 @@ def test_an_address_where_no_cluster_answers_is_one_line_naming_it(clips, shared
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and time.monotonic() - t0 < 30
     assert err and "RAY_ADDRESS 127.0.0.1:1" in err[-1]
+
+
+def _nap_task(timeout) -> "Task":
+    from montage_ai.execute import Task
+
+    return Task("nap", run=ray_tasks.nap, timeout_s=timeout)
+
+
+def test_a_task_past_its_time_bound_is_cancelled_and_runs_here(cluster):
+    """Every remote task is bounded in time: one that hangs is cancelled there and run here."""
+    notes: list[str] = []
+    executor = RayExecutor(cluster.address, notes, LocalExecutor(2))
+    started = time.monotonic()
+    try:
+        outcomes = list(executor.map(_nap_task(ray_tasks.two_seconds), [(os.getpid(), 120.0)] * 3))
+    finally:
+        executor.close()
+    took = time.monotonic() - started
+    print(f"\n{took:.1f} s; notes: {notes}")
+    assert sorted(o.index for o in outcomes) == [0, 1, 2]
+    assert all(o.result == os.getpid() and o.node == "local" for o in outcomes)
+    assert sum("ran past 2 s" in n and "cancelled" in n for n in notes) == 3
+    assert took < 60
+
+
+def test_a_cluster_lost_mid_run_finishes_here():
+    """The head and every node die while tasks run: the driver process notices (or Ray ends it),
+    and what was not done runs on this machine; the engine's own process goes on."""
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    c.add_node(num_cpus=1)
+    c.wait_for_nodes()
+    notes: list[str] = []
+    executor = RayExecutor(c.address, notes, LocalExecutor(2))
+    killer = threading.Timer(3.0, lambda: [n.kill_all_processes(check_alive=False, allow_graceful=False)
+                                           for n in [*c.worker_nodes, c.head_node]])
+    started = time.monotonic()
+    killer.start()
+    try:
+        outcomes = list(executor.map(_nap_task(ray_tasks.a_minute), [(os.getpid(), 2.0)] * 8))
+        later = list(executor.map(_nap_task(ray_tasks.a_minute), [(os.getpid(), 2.0)] * 2))
+    finally:
+        killer.join()
+        executor.close()
+    took = time.monotonic() - started
+    print(f"\n{took:.1f} s; notes: {notes}")
+    assert sorted(o.index for o in outcomes) == list(range(8))
+    assert any(o.node == "local" for o in outcomes) and executor.lost
+    assert any("lost" in n or "driver stopped" in n for n in notes)
+    assert [o.node for o in later] == ["local", "local"]       # once lost, the cluster is not tried again
+    assert took < 150
+
+
+def _can_hide_folders() -> str:
+    """Why a worker that cannot see a folder cannot be made here ('' when it can): it runs in a
+    mount namespace of its own with an empty tmpfs over the folder (root, util-linux unshare)."""
+    try:
+        done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                               "mount -t tmpfs none /mnt && umount /mnt"], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"no unshare here ({exc})"
+    return "" if done.returncode == 0 else f"cannot make a mount namespace: {done.stderr.decode().strip()[:200]}"
+
+
+def _join_blind_node(address: str, hidden: list[Path]) -> subprocess.Popen:
+    """A Ray worker node (one CPU, tests/ray_node.py) started in a mount namespace where the
+    `hidden` folders are empty: it cannot see the user's files."""
+    mounts = " && ".join(f"mount -t tmpfs none '{p}'" for p in hidden)
+    node = Path(__file__).with_name("ray_node.py")
+    script = f"{mounts} && exec '{sys.executable}' '{node}' {address}"
+    return subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait_for_nodes(address: str, count: int, timeout_s: float = 90.0) -> None:
+    ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while len([n for n in ray.nodes() if n["Alive"]]) < count:
+            assert time.monotonic() < deadline, "the worker node did not join"
+            time.sleep(0.5)
+        assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_see_the_sources_gets_them_through_the_object_store(clips, shared_media, tmp_path):
+    """The head takes no tasks; the only worker runs where the clips folder is an empty tmpfs.
+    Every source is shipped once through Ray's object store, analysis and render run on that
+    worker, and the MP4 is the one a run on this machine makes, frame for frame."""
+    why = _can_hide_folders()
+    if why:
+        pytest.skip(why)
+    from montage_ai.pipeline import run
+    from montage_ai.settings import Settings
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for p in clips:
+        (folder / p.name).write_bytes(p.read_bytes())
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    blind = _join_blind_node(c.address, [folder])
+    try:
+        _wait_for_nodes(c.address, 2)
+        common = dict(clips=folder, music=shared_media / "vibe_ace.ogg", duration=10.0, resolution="360p")
+        local = run(Settings(out=tmp_path / "local", cache_dir=tmp_path / "cache-local", **common), progress=False)
+        remote = run(Settings(out=tmp_path / "ray", cache_dir=tmp_path / "cache-ray", ray_address=c.address, **common),
+                     progress=False)
+    finally:
+        os.killpg(blind.pid, 15)
+        blind.wait(timeout=60)
+        c.shutdown()
+    print("\n" + "\n".join(remote.notes))
+    lines = [n for n in remote.notes if n.startswith(("analysis:", "render:"))]
+    assert len(lines) == 2 and all("1 node(s) ran them" in n and "ran here" not in n for n in lines)
+    shipped = sum(p.stat().st_size for p in clips)
+    assert f"{shipped / 1e6:.1f} MB of sources shipped" in lines[0]     # each source once, in the analysis
+    assert "shipped" not in lines[1]                                    # the render reuses them
+    a, b = decode_frames(local.video), decode_frames(remote.video)
+    assert len(a) == len(b) > 0 and all(np.array_equal(x, y) for x, y in zip(a, b))

@@ -1,138 +1,69 @@
-"""The Ray executor: the same tasks as Ray tasks on a cluster.
+"""The Ray executor: the same tasks as Ray tasks on a cluster, through a driver process.
 
-Each item is one task (one CPU, or `gpus` GPUs, spread over the nodes), retried by Ray on
-another worker when its worker or node dies (MAX_RETRIES). No more tasks are in flight than the
-cluster has slots, so each one starts about when it is submitted and is bounded in time from
-there: past `task.timeout_s(item)` (plus the time to ship its files) it is cancelled. A task that
-fails, times out or cannot be placed, and every task once the cluster is lost, runs here instead,
-and the notes say which and why: the run never depends on the cluster to finish.
-
-Files: a worker first checks that each file the item reads is at the same path with the same
-content fingerprint (a shared folder). When one is not, the task answers `Missing` and the file
-goes to Ray's object store once per run (in SHIP_BLOCK pieces, so neither side holds it whole
-in memory); the worker writes it to its own folder of shipped files, named by fingerprint, and
-runs the item on that copy.
+The engine never imports Ray. It starts `ray_driver.py` as a child process (its own process
+group, dying with the engine), which joins the cluster and runs the tasks; items go down a pipe
+and outcomes come back as they finish. Whatever the cluster cannot do comes back failed and runs
+here (or, for a task with its own fallback, is handed back as `Failed`). If the driver dies
+(Ray ends its process when the head is gone for a minute), stops talking for SILENCE_S, or the
+cluster is reported lost, this run stops using the cluster and finishes here, and the notes say
+why: the run never depends on the cluster to finish. An interrupted run kills the driver, and
+Ray cancels the tasks of a driver that is gone.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import re
 import socket
+import subprocess
+import sys
 import tempfile
-import time
-from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from .. import procs
 from ..errors import MontageError
 from . import Executor, Failed, Outcome, StageUse, Task
+from .wire import Reader, send
 
-MAX_RETRIES = 3
 PREFLIGHT_TIMEOUT_S = 5.0          # a TCP connect to the cluster's address, before Ray's own client tries
-SHIP_BLOCK = 64 * 1024 * 1024      # bytes per object-store piece of a shipped file
-SHIP_BYTES_PER_S = 20e6            # the slowest transfer the time bound allows for (a 1 GB file: 50 s more)
-SHIPPED_DIR = "montage-ai-shipped"  # under the worker's temporary folder
-
-
-@dataclass(frozen=True)
-class Missing:
-    """A worker's answer when it cannot see some of the item's files."""
-
-    paths: tuple[Path, ...]
-
-
-@dataclass(frozen=True)
-class Ran:
-    result: Any
-    node: str
-    seconds: float
-
-
-def _run_remote(task: Task, item: Any, files: dict[Path, str], shipped: dict[Path, list]) -> Missing | Ran:
-    """On the worker: fetch what was shipped, check the rest is visible, run the item."""
-    import ray
-
-    from ..media.fingerprint import same_file
-
-    missing = tuple(p for p, fp in files.items() if p not in shipped and not same_file(p, fp))
-    if missing:
-        return Missing(missing)
-    t0 = time.perf_counter()
-    if shipped:
-        item = task.relocate(item, {p: _materialize(files[p], p.suffix, refs) for p, refs in shipped.items()})
-    result = task.run(item)
-    return Ran(result, ray.get_runtime_context().get_node_id(), time.perf_counter() - t0)
-
-
-def _materialize(fp: str, suffix: str, refs: list) -> Path:
-    """The shipped file as a file on this worker (kept by fingerprint: written once per node)."""
-    import ray
-
-    from ..atomic import atomic_path
-    from ..media.fingerprint import same_file
-
-    folder = Path(tempfile.gettempdir()) / SHIPPED_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{fp}{suffix[:16] if suffix.isascii() else ''}"
-    if same_file(path, fp):
-        return path
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        for ref in refs:
-            f.write(ray.get(ref))
-    return path
-
-
-@dataclass
-class _Flight:
-    index: int
-    item: Any
-    files: dict[Path, str]
-    shipped: dict[Path, list]
-    deadline: float
+START_TIMEOUT_S = 120.0            # the driver joins the cluster and uploads the engine's packages
+SILENCE_S = 60.0                   # the driver says it lives every few seconds; this long silent, it is hung
+STDERR_TAIL = 2000
 
 
 class RayExecutor:
     remote = True
 
     def __init__(self, address: str, notes: list[str], fallback: Executor) -> None:
-        try:
-            import ray
-        except ImportError as exc:
-            raise MontageError(f"RAY_ADDRESS {address}: Ray is not installed here "
-                               f"(pip install 'montage-ai[ray]'): {exc}") from exc
-        self.ray, self.notes, self.fallback = ray, notes, fallback
+        if importlib.util.find_spec("ray") is None:
+            raise MontageError(f"RAY_ADDRESS {address}: Ray is not installed here (pip install 'montage-ai[ray]')")
+        reachable(address)
+        self.notes, self.fallback = notes, fallback
         self.use: dict[str, StageUse] = {}
         self.lost = ""                              # why the cluster is no longer used, once it is not
-        self._shipped: dict[str, list] = {}         # fingerprint -> object refs of its pieces, for this run
-        reachable(address)
+        self._log = tempfile.TemporaryFile()        # the driver's stderr: Ray's own logging
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self._proc = procs.spawn([sys.executable, "-m", "montage_ai.execute.ray_driver"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=self._log, env=env)
+        self._reader = Reader(self._proc.stdout)
         try:
-            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
-                     logging_level="ERROR", configure_logging=False,
-                     runtime_env={"py_modules": _our_packages()})
-        except Exception as exc:    # ConnectionError, ray's own: the address is the user's setting
-            raise MontageError(f"RAY_ADDRESS {address}: cannot join the Ray cluster "
-                               f"({' '.join(str(exc).split())[:200]})") from exc
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        self.where = f"Ray at {address} ({len(nodes)} node{'s' if len(nodes) != 1 else ''})"
-        self._remote = ray.remote(max_retries=MAX_RETRIES, scheduling_strategy="SPREAD")(_run_remote)
-
-    def slots(self, task: Task) -> int:
-        """Tasks the cluster can run at once (0: it has no GPU for a GPU task)."""
-        resources = self.ray.cluster_resources()
-        return int(resources.get("GPU", 0) // task.gpus) if task.gpus else max(1, int(resources.get("CPU", 1)))
+            send(self._proc.stdin, ("init", address))
+            reply = self._reader.recv(START_TIMEOUT_S)
+        except (OSError, EOFError, TimeoutError) as exc:
+            reply = ("error", self._why(exc))
+        if reply[0] != "ready":
+            self.close()
+            raise MontageError(f"RAY_ADDRESS {address}: cannot join the Ray cluster ({reply[1]})")
+        self.where = reply[1]
 
     def map(self, task: Task, items: Sequence[Any]) -> Iterator[Outcome]:
         use = self.use.setdefault(task.name, StageUse())
-        here: dict[int, str] = {}                   # items the cluster could not do, and why
+        here: dict[int, str] = {}                   # items the cluster did not do, and why
         if self.lost:
             here = dict.fromkeys(range(len(items)), f"the Ray cluster was lost earlier ({self.lost})")
-        else:
+        elif items:
             yield from self._on_cluster(task, items, use, here)
-        if not here:
-            return
         if not task.here_on_failure:
             for i, why in here.items():
                 yield Outcome(i, Failed(why), "", 0.0)
@@ -145,106 +76,70 @@ class RayExecutor:
             yield outcome
 
     def _on_cluster(self, task: Task, items: Sequence[Any], use: StageUse, here: dict[int, str]) -> Iterator[Outcome]:
-        ray = self.ray
-        pending = deque(range(len(items)))
-        flights: dict[Any, _Flight] = {}
-        instead = "ran it here" if task.here_on_failure else "left it to the next way"
-
-        def give_up(index: int, why: str) -> None:
-            here[index] = why
-            self.notes.append(f"{task.name}: {why}: {instead}")
-
+        done: set[int] = set()
+        finished = False
         try:
-            slots = self.slots(task)
-            if slots == 0:
-                for i in pending:
-                    here[i] = "the Ray cluster has no GPU"
-                self.notes.append(f"{task.name}: the Ray cluster has no GPU: {len(items)} task(s) "
-                                  f"{'ran here' if task.here_on_failure else 'left to the next way'}")
-                return
-            remote = self._remote.options(num_cpus=0 if task.gpus else 1, num_gpus=task.gpus)
-            fn_ref = ray.put(task)
-
-            def submit(f: _Flight) -> None:
-                ship_s = sum(os.path.getsize(p) for p in f.shipped) / SHIP_BYTES_PER_S
-                f.deadline = time.monotonic() + task.timeout_s(f.item) + ship_s
-                flights[remote.remote(fn_ref, f.item, f.files, f.shipped)] = f
-
-            while pending or flights:
-                while pending and len(flights) < slots:
-                    i = pending.popleft()
-                    try:
-                        files = task.files(items[i])
-                    except OSError as exc:      # unreadable here: running it here says why, naming the file
-                        here[i] = f"cannot read {exc.filename}"
-                        continue
-                    submit(_Flight(i, items[i], files, {}, 0.0))
-                if not flights:
-                    continue
-                wait_s = max(0.0, min(f.deadline for f in flights.values()) - time.monotonic())
-                ready, _ = ray.wait(list(flights), num_returns=1, timeout=wait_s)
-                if not ready:
-                    now = time.monotonic()
-                    for ref, f in list(flights.items()):
-                        if f.deadline <= now:
-                            del flights[ref]
-                            ray.cancel(ref, force=True)
-                            give_up(f.index, f"a task ran past {task.timeout_s(f.item):.0f} s on the Ray cluster "
-                                             "and was cancelled")
-                    continue
-                f = flights.pop(ready[0])
-                try:
-                    got = ray.get(ready[0])
-                except ray.exceptions.RayTaskError as exc:
-                    # the task's own error, after Ray's retries: run here, it is raised with its message
-                    give_up(f.index, f"a task failed on the Ray cluster ({_short(exc)})")
-                    continue
-                except ray.exceptions.RayError as exc:
-                    give_up(f.index, f"a task could not run on the Ray cluster ({_short(exc)})")
-                    continue
-                if isinstance(got, Missing):
-                    try:
-                        f.shipped = {p: self._ship(p, f.files[p], use) for p in got.paths}
-                    except OSError as exc:
-                        here[f.index] = f"cannot read {exc.filename}"
-                        continue
-                    submit(f)
-                    continue
-                outcome = Outcome(f.index, got.result, got.node, got.seconds)
-                use.add(outcome)
-                yield outcome
-        except Exception as exc:     # the cluster is gone (GCS lost, connection closed): finish here
-            self.lost = _short(exc)
-            left = [f.index for f in flights.values()] + list(pending)
-            flights.clear()
-            for i in left:
-                here[i] = f"the Ray cluster was lost ({self.lost})"
-            self.notes.append(f"the Ray cluster was lost ({self.lost}): {len(left)} {task.name} task(s) and "
-                              "all later work ran here")
+            send(self._proc.stdin, ("map", task, list(items)))
+            while True:
+                message = self._reader.recv(SILENCE_S)
+                kind = message[0]
+                if kind == "outcome":
+                    outcome = Outcome(*message[1:])
+                    done.add(outcome.index)
+                    use.add(outcome)
+                    yield outcome
+                elif kind == "failed":
+                    done.add(message[1])
+                    here[message[1]] = message[2]
+                elif kind == "note":
+                    self.notes.append(message[1])
+                elif kind == "shipped":
+                    use.shipped_bytes += message[1]
+                elif kind == "lost":
+                    self.lost = message[1]
+                    self.notes.append(f"the Ray cluster was lost ({self.lost}): the rest of the run ran here")
+                elif kind == "done":
+                    finished = True
+                    return
+        except (OSError, EOFError, TimeoutError) as exc:    # the driver died or hangs: finish here
+            self.lost = self._why(exc)
+            self.notes.append(f"the Ray driver stopped ({self.lost}): the rest of the run ran here")
+            for i in range(len(items)):
+                if i not in done:
+                    here[i] = f"the Ray driver stopped ({self.lost})"
         finally:
-            for ref in flights:     # interrupted (Ctrl-C, SIGTERM, a task's error raised here)
-                try:
-                    ray.cancel(ref, force=True)
-                except Exception:   # the cluster may be gone too: nothing left to cancel
-                    pass
+            if not finished:        # interrupted, or the driver is gone: it is of no more use
+                self.lost = self.lost or "the run was interrupted"
+                self._stop_driver()
 
-    def _ship(self, path: Path, fp: str, use: StageUse) -> list:
-        """The file's pieces in the object store, put there once per run."""
-        if fp not in self._shipped:
-            refs = []
-            with open(path, "rb") as f:
-                while block := f.read(SHIP_BLOCK):
-                    refs.append(self.ray.put(block))
-            self._shipped[fp] = refs
-            use.shipped_bytes += os.path.getsize(path)
-        return self._shipped[fp]
+    def _why(self, exc: BaseException) -> str:
+        """What went wrong with the driver, in one line: its last words, else the exception."""
+        if isinstance(exc, TimeoutError):
+            return f"no word from it for {SILENCE_S:.0f} s"
+        self._log.seek(0, os.SEEK_END)
+        self._log.seek(max(0, self._log.tell() - STDERR_TAIL))
+        lines = [ln for ln in self._log.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+        return " ".join(lines[-1].split())[:200] if lines else f"{type(exc).__name__}: {exc}"
+
+    def _stop_driver(self) -> None:
+        if self._proc.poll() is None:
+            procs.kill_tree(self._proc)
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        procs.release(self._proc)
 
     def close(self) -> None:
-        self._shipped.clear()
+        """End the driver: closing its input ends it, and Ray's connection with it."""
         try:
-            self.ray.shutdown()
-        except Exception:   # shutting down a lost connection: nothing left to release
+            self._proc.stdin.close()
+            self._proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
             pass
+        self._stop_driver()
+        self._reader.close()
+        self._log.close()
 
 
 def reachable(address: str) -> None:
@@ -262,18 +157,10 @@ def reachable(address: str) -> None:
                            f"({exc.strerror or type(exc).__name__})") from exc
 
 
-def _our_packages() -> list:
+def our_packages() -> list:
     """This engine's own packages, shipped to every worker with the tasks (Ray's py_modules),
     so workers run the code the driver runs; their dependencies must be installed on each node."""
     import montage_ai
     import montage_otio
 
     return [montage_ai, montage_otio]
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def _short(exc: BaseException) -> str:
-    text = _ANSI.sub("", str(exc))
-    return f"{type(exc).__name__}: {' '.join(text.split())[:160]}"

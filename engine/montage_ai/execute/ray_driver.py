@@ -1,0 +1,295 @@
+"""The Ray driver: a child process of the engine that holds the Ray connection.
+
+Ray's client ends its own process when the cluster's head stays unreachable for a minute, and
+logs from C++ as it retries: a cluster lost mid-run must not take the user's run with it. So the
+engine never imports Ray; it starts this process (execute/ray_cluster.py), sends it tasks and
+items over a pipe (execute/wire.py), and reads back outcomes. If this process dies or hangs, the
+engine runs what is left on its own machine.
+
+Scheduling: each item is one Ray task (one CPU, or `gpus` GPUs, spread over the nodes), retried
+by Ray on another worker when its worker or node dies (MAX_RETRIES). No more tasks are in
+flight than the cluster has slots, so each starts about when it is submitted and is bounded in
+time from there: past `task.timeout_s(item)` (plus the time to ship its files) it is cancelled
+and reported failed. Every WAIT_SLICE_S the head is checked to answer; twice silent, the cluster
+is reported lost.
+
+Files: a worker first checks that each file the item reads is at the same path with the same
+content fingerprint (a shared folder). When one is not, the task answers `Missing` and the file
+goes to Ray's object store once per run (in SHIP_BLOCK pieces, so neither side holds it whole
+in memory); the worker writes it to its own folder of shipped files, named by fingerprint, and
+runs the item on that copy.
+
+Messages to the engine: ("ready", where) or ("error", text) after ("init", address); for each
+("map", task, items): ("outcome", index, result, node, seconds), ("failed", index, why),
+("note", text), ("shipped", bytes), ("alive",) while waiting, ("lost", why), then ("done",).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import Task
+from .wire import Reader, send
+
+MAX_RETRIES = 3
+SHIP_BLOCK = 64 * 1024 * 1024      # bytes per object-store piece of a shipped file
+SHIP_BYTES_PER_S = 20e6            # the slowest transfer the time bound allows for (a 1 GB file: 50 s more)
+SHIPPED_DIR = "montage-ai-shipped"  # under the worker's temporary folder
+WAIT_SLICE_S = 5.0                 # how often the driver checks the head answers and tells the engine it lives
+HEAD_CHECK_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A worker's answer when it cannot see some of the item's files."""
+
+    paths: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class Ran:
+    result: Any
+    node: str
+    seconds: float
+
+
+# --------------------------------------------------------------------------- on the workers
+
+
+def run_remote(task: Task, item: Any, files: dict[Path, str], shipped: dict[Path, list]) -> Missing | Ran:
+    """On the worker: fetch what was shipped, check the rest is visible, run the item."""
+    import ray
+
+    from ..media.fingerprint import same_file
+
+    missing = tuple(p for p, fp in files.items() if p not in shipped and not same_file(p, fp))
+    if missing:
+        return Missing(missing)
+    t0 = time.perf_counter()
+    if shipped:
+        item = task.relocate(item, {p: _materialize(files[p], p.suffix, refs) for p, refs in shipped.items()})
+    result = task.run(item)
+    return Ran(result, ray.get_runtime_context().get_node_id(), time.perf_counter() - t0)
+
+
+def _materialize(fp: str, suffix: str, refs: list) -> Path:
+    """The shipped file as a file on this worker (kept by fingerprint: written once per node)."""
+    import ray
+
+    from ..atomic import atomic_path
+    from ..media.fingerprint import same_file
+
+    folder = Path(tempfile.gettempdir()) / SHIPPED_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{fp}{suffix[:16] if suffix.isascii() else ''}"
+    if same_file(path, fp):
+        return path
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        for ref in refs:
+            f.write(ray.get(ref))
+    return path
+
+
+# --------------------------------------------------------------------------- in the driver
+
+
+@dataclass
+class _Flight:
+    index: int
+    item: Any
+    files: dict[Path, str]
+    shipped: dict[Path, list]
+    deadline: float
+
+
+class Driver:
+    def __init__(self, address: str, emit: Callable[[Any], None]) -> None:
+        import ray
+
+        from .ray_cluster import our_packages
+
+        self.ray, self.emit = ray, emit
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, logging_level="ERROR",
+                 configure_logging=False, runtime_env={"py_modules": our_packages()})
+        self.head = _head_address(ray, address)
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        self.where = f"Ray at {address} ({len(nodes)} node{'s' if len(nodes) != 1 else ''})"
+        self.remote = ray.remote(max_retries=MAX_RETRIES, scheduling_strategy="SPREAD")(run_remote)
+        self.shipped: dict[str, list] = {}      # fingerprint -> object refs of its pieces, for this run
+
+    def slots(self, task: Task) -> int:
+        """Tasks the cluster can run at once (0: it has no GPU for a GPU task)."""
+        resources = self.ray.cluster_resources()
+        return int(resources.get("GPU", 0) // task.gpus) if task.gpus else max(1, int(resources.get("CPU", 1)))
+
+    def map(self, task: Task, items: Sequence[Any]) -> None:
+        ray, emit = self.ray, self.emit
+        _travel_by_value(task)
+        pending = deque(range(len(items)))
+        flights: dict[Any, _Flight] = {}
+        instead = "ran it here" if task.here_on_failure else "left it to the next way"
+
+        def give_up(index: int, why: str, quiet: bool = False) -> None:
+            emit(("failed", index, why))
+            if not quiet:
+                emit(("note", f"{task.name}: {why}: {instead}"))
+
+        slots = self.slots(task)
+        if slots == 0:
+            emit(("note", f"{task.name}: the Ray cluster has no GPU: {len(items)} task(s) "
+                          f"{'ran here' if task.here_on_failure else 'left to the next way'}"))
+            for i in pending:
+                give_up(i, "the Ray cluster has no GPU", quiet=True)
+            return
+        remote = self.remote.options(num_cpus=0 if task.gpus else 1, num_gpus=task.gpus)
+        fn_ref = ray.put(task)
+        silent = 0
+
+        def submit(f: _Flight) -> None:
+            ship_s = sum(os.path.getsize(p) for p in f.shipped) / SHIP_BYTES_PER_S
+            f.deadline = time.monotonic() + task.timeout_s(f.item) + ship_s
+            flights[remote.remote(fn_ref, f.item, f.files, f.shipped)] = f
+
+        try:
+            while pending or flights:
+                while pending and len(flights) < slots:
+                    i = pending.popleft()
+                    try:
+                        files = task.files(items[i])
+                    except OSError as exc:      # unreadable here: the engine runs it and says why
+                        give_up(i, f"cannot read {exc.filename}", quiet=True)
+                        continue
+                    submit(_Flight(i, items[i], files, {}, 0.0))
+                if not flights:
+                    continue
+                wait_s = min(WAIT_SLICE_S, max(0.0, min(f.deadline for f in flights.values()) - time.monotonic()))
+                ready, _ = ray.wait(list(flights), num_returns=1, timeout=wait_s)
+                if not ready:
+                    emit(("alive",))
+                    silent = 0 if _answers(self.head) else silent + 1
+                    if silent >= 2:
+                        raise ConnectionError(f"the head {self.head} stopped answering")
+                    now = time.monotonic()
+                    for ref, f in list(flights.items()):
+                        if f.deadline <= now:
+                            del flights[ref]
+                            ray.cancel(ref, force=True)
+                            give_up(f.index, f"a task ran past {task.timeout_s(f.item):.0f} s on the Ray cluster "
+                                             "and was cancelled")
+                    continue
+                f = flights.pop(ready[0])
+                try:
+                    got = ray.get(ready[0])
+                except ray.exceptions.RayTaskError as exc:
+                    # the task's own error, after Ray's retries: run here, it is raised with its message
+                    give_up(f.index, f"a task failed on the Ray cluster ({short(exc.cause or exc)})")
+                    continue
+                except ray.exceptions.RayError as exc:
+                    give_up(f.index, f"a task could not run on the Ray cluster ({short(exc)})")
+                    continue
+                if isinstance(got, Missing):
+                    try:
+                        f.shipped = {p: self._ship(p, f.files[p]) for p in got.paths}
+                    except OSError as exc:
+                        give_up(f.index, f"cannot read {exc.filename}", quiet=True)
+                        continue
+                    submit(f)
+                    continue
+                emit(("outcome", f.index, got.result, got.node, got.seconds))
+        except Exception as exc:     # the cluster is gone (head lost, connection closed)
+            left = [f.index for f in flights.values()] + list(pending)
+            flights.clear()
+            emit(("lost", short(exc)))
+            for i in left:
+                give_up(i, f"the Ray cluster was lost ({short(exc)})", quiet=True)
+        finally:
+            for ref in flights:
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception:   # the cluster may be gone too: nothing left to cancel
+                    pass
+
+    def _ship(self, path: Path, fp: str) -> list:
+        """The file's pieces in the object store, put there once per run."""
+        if fp not in self.shipped:
+            refs = []
+            with open(path, "rb") as f:
+                while block := f.read(SHIP_BLOCK):
+                    refs.append(self.ray.put(block))
+            self.shipped[fp] = refs
+            self.emit(("shipped", os.path.getsize(path)))
+        return self.shipped[fp]
+
+
+def _travel_by_value(task: Task) -> None:
+    """Functions from outside the engine's packages (a script's own task) go to the workers by
+    value: the workers have only the engine's packages."""
+    from ray import cloudpickle
+
+    for fn in (task.run, task.files, task.relocate, task.timeout_s):
+        module = sys.modules.get(getattr(fn, "__module__", "") or "")
+        if module is not None and not module.__name__.startswith(("montage_ai", "montage_otio", "builtins")):
+            cloudpickle.register_pickle_by_value(module)
+
+
+def _head_address(ray: Any, address: str) -> str:
+    """host:port of the cluster's GCS, to check it still answers."""
+    try:
+        return ray.get_runtime_context().gcs_address
+    except Exception:   # older Ray: the address given (not "auto")
+        return address
+
+
+def _answers(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=HEAD_CHECK_TIMEOUT_S).close()
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def short(exc: BaseException) -> str:
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(exc))
+    return f"{type(exc).__name__}: {' '.join(text.split())[:160]}"
+
+
+def main() -> int:
+    """Serve the engine on stdin/stdout; everything else this process prints goes to stderr."""
+    wire_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    reader = Reader(sys.stdin.buffer)
+
+    def emit(message: Any) -> None:
+        send(wire_out, message)
+
+    try:
+        _, address = reader.recv(None)
+        driver = Driver(address, emit)
+    except Exception as exc:    # Ray missing, the cluster refuses us: one line for the engine
+        emit(("error", short(exc)))
+        return 2
+    emit(("ready", driver.where))
+    while True:
+        try:
+            message = reader.recv(None)
+        except EOFError:
+            return 0
+        if message[0] == "map":
+            driver.map(message[1], message[2])
+            emit(("done",))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

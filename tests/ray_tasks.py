@@ -1,0 +1,23 @@
+"""Task functions for the Ray tests: they travel to the workers by value (the workers have
+only the engine's packages), and each says where it ran."""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def nap(item: tuple[int, float]) -> int:
+    """Sleeps `seconds` anywhere but in the process that made the item; returns the pid it ran in."""
+    maker, seconds = item
+    if os.getpid() != maker:
+        time.sleep(seconds)
+    return os.getpid()
+
+
+def two_seconds(item: object) -> float:
+    return 2.0
+
+
+def a_minute(item: object) -> float:
+    return 60.0
