@@ -136,7 +136,8 @@ def report(s: Settings, probe: bool = False) -> str:
     lines.append(f"numba      NUMBA_CACHE_DIR={os.environ.get('NUMBA_CACHE_DIR', '(unset: first analysis compiles for ~1 min)')}")
     lines.append(f"resources  MEMORY_LIMIT_GB={s.memory_limit_gb} MAX_PARALLEL_JOBS={s.max_parallel_jobs} -> {s.worker_count()} workers")
     lines += _llm_lines(s, probe)
-    from .upscale import doctor_line
+    from .upscale import chain_line, doctor_line
 
     lines.append(doctor_line(s.cgpu_gpu_enabled, cgpu_timeout_s=s.cgpu_timeout))
+    lines.append(chain_line(s.cgpu_gpu_enabled, s.ray_address))
     return "\n".join(lines)

@@ -415,7 +415,7 @@ def _make_montage(c: _MontageContext, plan: EditPlan, out: Path, prog: Progress,
     spec = read_timeline(otio.adapters.read_from_file(str(otio_path)), base_dir=out, source=otio_path)
     if c.settings.upscale:
         with stages("upscale" + suffix):
-            spec = upscale_for(spec, c.settings, c.notes, prog)
+            spec = upscale_for(spec, c.settings, c.notes, prog, c.executor)
     video_name = "montage.mp4"
     if c.settings.preview:   # same cut, same frames, low resolution and a fast encode
         spec, video_name = preview_spec(spec), PREVIEW_NAME
@@ -444,12 +444,14 @@ def _phase_bars(prog: Progress):
     return on_phase
 
 
-def upscale_for(spec: RenderSpec, settings: Settings, notes: list[str], prog: Progress | None = None) -> RenderSpec:
-    """Upscale the source ranges the cut uses (once, cached) and point the spec at them."""
+def upscale_for(spec: RenderSpec, settings: Settings, notes: list[str], prog: Progress | None = None,
+                executor: Executor | None = None) -> RenderSpec:
+    """Upscale the source ranges the cut uses (once, cached) and point the spec at them; a Ray
+    executor's GPU workers come first."""
     from .upscale import upscale_spec
 
     spec, report = upscale_spec(spec, settings.upscale_options(), settings.cache_dir,
-                                progress=_phase_bars(prog) if prog is not None else None)
+                                progress=_phase_bars(prog) if prog is not None else None, executor=executor)
     notes += report.summary_lines()
     return spec
 
@@ -480,10 +482,10 @@ def render_timeline_file(path: Path, out: Path, settings: Settings, search: list
         outputs.check([out])
         prepare_cache(settings)
         notes: list[str] = []
-        if settings.upscale:
-            spec = upscale_for(spec, settings, notes, as_progress(progress))
         executor = executor_for(settings.ray_address, settings.worker_count(), notes)
         try:
+            if settings.upscale:
+                spec = upscale_for(spec, settings, notes, as_progress(progress), executor)
             render(spec, out, settings.cache_dir / "render", workers=settings.worker_count(), progress=progress,
                    encoder_threads=settings.encoder_threads(), executor=executor)
         finally:

@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     cgpu_gpu_enabled: bool = Field(False, validation_alias=_env("CGPU_GPU_ENABLED"), description="Run upscaling on a Colab GPU through `cgpu run`")
     cgpu_timeout: float = Field(1800.0, validation_alias=_env("CGPU_TIMEOUT"), gt=0, description="Seconds allowed for one cloud GPU job")
     memory_limit_gb: float = Field(8.0, validation_alias=_env("MEMORY_LIMIT_GB"), gt=0, description="Memory budget the engine keeps to (workers, ffmpeg threads)")
-    ray_address: str = Field("", validation_alias=_env("RAY_ADDRESS"), max_length=500, description="A Ray cluster to send clip analysis to (host:port, or `auto` for one started on this machine); empty: this machine only. Needs `pip install 'montage-ai[ray]'`")
+    ray_address: str = Field("", validation_alias=_env("RAY_ADDRESS"), max_length=500, description="A Ray cluster to send clip analysis, render chunks and upscaling (on its GPU nodes) to (host:port, or `auto` for one started on this machine); empty: this machine only. Needs `pip install 'montage-ai[ray]'`")
     max_parallel_jobs: int = Field(2, validation_alias=_env("MAX_PARALLEL_JOBS"), ge=1, description="Most ffmpeg/analysis jobs at once")
     ollama_host: str = Field("", validation_alias=_env("OLLAMA_HOST"), description="Ollama base URL; empty disables it")
     ollama_model: str = Field("llama3.1:8b", validation_alias=_env("OLLAMA_MODEL"), description="Model asked through Ollama")

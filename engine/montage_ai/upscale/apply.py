@@ -1,16 +1,26 @@
 """`upscale_spec`: RenderSpec -> RenderSpec whose low-resolution spans read upscaled intermediates.
 
 The renderer needs no change: it still seeks into a file and scales it to the output, only the
-file is now an upscaled copy of the range it uses. Backends are tried in order (Colab GPU when
-enabled, local ncnn when it loads, ffmpeg Lanczos always), and a failing one hands its jobs to
-the next, unless `strict_cloud` makes a cloud failure an error. Results are cached by what
-determines their pixels (source identity, range, crop, scale, model), not by backend, and
-written atomically, so a re-render or a second montage over the same footage reuses them.
-The report says which path made which range, and why a faster one did not.
+file is now an upscaled copy of the range it uses. Backends are tried in an explicit order, and
+a failing one hands its jobs to the next:
+
+1. Ray GPU ("ray"): with a Ray executor (RAY_ADDRESS / --ray), each range is a Ray task asking
+   for one GPU, upscaled there with Real-ESRGAN ncnn; the bytes come back and are cached here
+   (gpu_task.py). A cluster without GPU, a worker without ncnn or a task past its bound passes
+   the range on, and the report says why.
+2. Colab GPU through `cgpu run` ("cloud"), when enabled; `strict_cloud` makes its failure an error.
+3. Local Real-ESRGAN ncnn ("ncnn"), when it loads here.
+4. ffmpeg Lanczos ("ffmpeg"), always.
+
+Results are cached by what determines their pixels (source identity, range, crop, scale,
+model), not by backend, and written atomically, so a re-render or a second montage over the
+same footage reuses them. The report says which path made which range (and on which Ray node
+and device), and why a faster one did not.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -21,8 +31,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ..atomic import atomic_path, scratch_dir, sweep_stale, write_text
+from ..atomic import atomic_path, scratch_dir, sweep_stale, write_bytes, write_text
 from ..errors import MontageError
+from ..execute import Executor, Failed, Outcome
 from ..media.ffmpeg import run_ffmpeg
 from ..timeline.model import RenderSpec
 from .ranges import (
@@ -31,9 +42,10 @@ from .ranges import (
 
 ProgressFn = Callable[[str, float, float, str], None]
 """progress(phase, done, total, what): phase is "upscale" (frames, local backends), "upload",
-"download" (bytes) or "remote" (frames on the Colab GPU); `what` names the range or file."""
+"download" (bytes) or "remote" (frames on the Colab GPU or Ray GPU workers); `what` names the
+range or file."""
 
-Backend = Literal["cloud", "ncnn", "ffmpeg", "cache"]
+Backend = Literal["ray", "cloud", "ncnn", "ffmpeg", "cache"]
 
 
 class UpscaleOptions(BaseModel):
@@ -150,10 +162,12 @@ def probe_geoms(spec: RenderSpec) -> dict[Path, SourceGeom]:
 
 
 def upscale_spec(spec: RenderSpec, options: UpscaleOptions, cache_dir: Path, progress: ProgressFn | None = None,
-                 *, geoms: dict[Path, SourceGeom] | None = None) -> tuple[RenderSpec, UpscaleReport]:
+                 *, geoms: dict[Path, SourceGeom] | None = None,
+                 executor: Executor | None = None) -> tuple[RenderSpec, UpscaleReport]:
     """Upscale every used range of every too-small source once and re-point the spec at the
-    results. `cache_dir` is the engine cache (results go under cache_dir/upscale). Raises
-    UpscaleError when nothing could upscale, or when --strict-cloud and the cloud failed."""
+    results. `cache_dir` is the engine cache (results go under cache_dir/upscale); a remote
+    `executor` (Ray) puts its GPU workers first in the chain. Raises UpscaleError when nothing
+    could upscale, or when --strict-cloud and the cloud failed."""
     report = UpscaleReport()
     if not options.enabled:
         return spec, report
@@ -169,18 +183,23 @@ def upscale_spec(spec: RenderSpec, options: UpscaleOptions, cache_dir: Path, pro
             report.entries.append(_entry(job, "cache", 0.0, cache.video(job), [f"made by {hit.get('backend')}"]))
         else:
             pending.append(job)
-    for backend in _backends(options, report):
+    runners = {**_RUNNERS, "ray": functools.partial(_run_ray, executor)}
+    for backend in _backends(options, report, executor):
         if not pending:
             break
-        pending = _RUNNERS[backend](pending, options, cache, outputs, report, progress)
+        pending = runners[backend](pending, options, cache, outputs, report, progress)
     if pending:
         raise UpscaleError("no upscaler could process " + ", ".join(j.describe() for j in pending)
                            + ": " + "; ".join(report.fallbacks[-2:]))
     return remap_spec(spec, plan, outputs), report
 
 
-def _backends(options: UpscaleOptions, report: UpscaleReport) -> list[str]:
-    chain = ["cloud"] if options.cloud else []
+def _backends(options: UpscaleOptions, report: UpscaleReport, executor: Executor | None = None) -> list[str]:
+    """The chain, fastest first: Ray GPU (with a Ray executor), Colab GPU (when enabled), local
+    ncnn (when it loads), Lanczos."""
+    chain = ["ray"] if executor is not None and executor.remote else []
+    if options.cloud:
+        chain.append("cloud")
     if options.local == "auto":
         from .local import ncnn_status
 
@@ -223,6 +242,49 @@ def _run_cloud(jobs: list[UpscaleJob], options: UpscaleOptions, cache: UpscaleCa
             raise UpscaleError(f"cloud upscale failed (--strict-cloud): {exc}") from exc
         report.fallbacks.append(f"Colab GPU failed, using the local path: {exc}")
     return [j for j in jobs if j.key() not in outputs]
+
+
+def _run_ray(executor: Executor, jobs: list[UpscaleJob], options: UpscaleOptions, cache: UpscaleCache,
+             outputs: dict[str, Path], report: UpscaleReport, progress: ProgressFn | None) -> list[UpscaleJob]:
+    """Each job as a Ray task on a GPU worker, its bytes cached here as they come back; returns
+    the jobs the cluster could not do, and the report says why each was passed over."""
+    from .gpu_task import UPSCALE_GPU
+
+    passed: dict[str, int] = {}             # why -> ranges passed over for that reason
+    total, done = sum(j.frames for j in jobs), 0
+    with scratch_dir(cache.root, "work") as work:
+        for outcome in executor.map(UPSCALE_GPU, jobs):
+            job = jobs[outcome.index]
+            why = (outcome.result.reason if isinstance(outcome.result, Failed)
+                   else _keep_ray_result(job, outcome, work, cache, outputs, report))
+            if why:
+                passed[why] = passed.get(why, 0) + 1
+                continue
+            done += job.frames
+            if progress is not None:
+                progress("remote", done, total, job.describe())
+    report.fallbacks += [f"Ray GPU passed over for {n} range(s): {why}" for why, n in passed.items()]
+    return [j for j in jobs if j.key() not in outputs]
+
+
+def _keep_ray_result(job: UpscaleJob, outcome: Outcome, work: Path, cache: UpscaleCache,
+                     outputs: dict[str, Path], report: UpscaleReport) -> str:
+    """Write a worker's intermediate into the cache (checked first: it crossed machines);
+    returns why it could not be used, or ""."""
+    from .cloud import verify_video
+
+    video = work / f"{job.key()}.video.mkv"
+    try:
+        write_bytes(video, outcome.result.video)
+        verify_video(video, job.frames, job.out_width, job.out_height, job.fps)
+        notes = [f"Real-ESRGAN ncnn on Ray node {outcome.node}: {outcome.result.device}"]
+        outputs[job.key()] = cache.put(job, video, "ray", notes)
+    except (MontageError, OSError) as exc:
+        return f"the result from Ray node {outcome.node} for {job.describe()} was unusable: {exc}"
+    finally:
+        video.unlink(missing_ok=True)
+    report.entries.append(_entry(job, "ray", outcome.seconds, outputs[job.key()], notes))
+    return ""
 
 
 def _run_local(backend: str) -> Callable[..., list[UpscaleJob]]:
@@ -285,3 +347,48 @@ def doctor_line(cloud_enabled: bool, cgpu_bin: str = "cgpu", cgpu_timeout_s: flo
         cloud = (f"cloud GPU enabled via {cgpu_bin}, CGPU_TIMEOUT={cgpu_timeout_s:.0f}s"
                  + (f"; {problem}" if problem else "; session present"))
     return f"upscale    {local}; {cloud}"
+
+
+def chain_line(cloud_enabled: bool, ray_address: str, cgpu_bin: str = "cgpu") -> str:
+    """The `doctor` line with the upscale chain in the order a run tries it and the state of
+    each step, without joining a Ray cluster (a TCP check at most) or calling cgpu."""
+    steps = [f"Ray GPU ({_ray_state(ray_address)})", f"Colab GPU ({_cloud_state(cloud_enabled, cgpu_bin)})",
+             f"local Real-ESRGAN ncnn ({_local_state()})", "ffmpeg Lanczos (always)"]
+    return "upscale    chain: " + " -> ".join(steps)
+
+
+def _ray_state(address: str) -> str:
+    """Whether a Ray cluster could take GPU tasks: whether it answers, not whether it has GPUs
+    (counting them means joining it, which a run does)."""
+    import importlib.util
+
+    from ..execute.ray_cluster import reachable
+
+    if not address:
+        return "off: --ray or RAY_ADDRESS"
+    if importlib.util.find_spec("ray") is None:
+        return f"RAY_ADDRESS {address}, but Ray is not installed here: pip install 'montage-ai[ray]'"
+    if address == "auto" or "://" in address:
+        return f"RAY_ADDRESS {address}, not checked; a run counts its GPUs when it joins"
+    try:
+        reachable(address)
+    except MontageError as exc:
+        return str(exc)
+    return f"RAY_ADDRESS {address} answers; a run counts its GPUs when it joins"
+
+
+def _cloud_state(enabled: bool, cgpu_bin: str) -> str:
+    from ..remote.cgpu_run import session_problem
+
+    if not enabled:
+        return "disabled: --cgpu-gpu or CGPU_GPU_ENABLED=1"
+    if shutil.which(cgpu_bin) is None:
+        return f"enabled, but `{cgpu_bin}` is not installed: npm install -g cgpu"
+    return f"enabled, {session_problem() or 'session present'}"
+
+
+def _local_state() -> str:
+    from .local import ncnn_status
+
+    st = ncnn_status()
+    return f"{st.version} on {st.reason}" if st.available else f"unavailable: {st.reason}"
