@@ -21,3 +21,7 @@ def two_seconds(item: object) -> float:
 
 def a_minute(item: object) -> float:
     return 60.0
+
+
+def one_second(item: object) -> float:
+    return 1.0
