@@ -6,11 +6,12 @@ synthetic footage (4 minutes in all, 25 fps, H.264) and a 3-minute synthesized d
 The run uses a fresh analysis and render cache, so every stage does its full work.
 
     python scripts/bench.py [--resolution 1080p] [--duration SECONDS] [--quick]
-    python scripts/bench.py --ray [--clips 8]     # clip analysis on a Ray cluster of 1 and 2 worker nodes
+    python scripts/bench.py --ray [--clips 8] [--cut 120]   # analysis and render on 1 and 2 Ray worker nodes
 
---ray: real footage (the clips in ../shared/media, looped and scaled to 720p25, 30 s each), analysed
-here (1 and 2 threads) and on a Ray cluster started on this machine with Ray's own test cluster
-(a head that runs no tasks, and 1 or 2 worker nodes of one CPU): throughput per configuration.
+--ray: real footage (the clips in ../shared/media, looped and scaled to 720p25, 30 s each), analysed,
+and a cut of it rendered, here (1 and 2 threads) and on a Ray cluster started on this machine with
+Ray's own test cluster (a head that runs no tasks, and 1 or 2 worker nodes of one CPU): throughput
+per configuration, and the time to join the cluster.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ def build_corpus(folder: Path, quick: bool) -> tuple[Path, Path, float, int]:
     return sub, music, media_s, frames
 
 
-def real_corpus(folder: Path, n: int) -> list[Path]:
-    """n clips of 30 s at 720p25 from the real footage (looped where shorter)."""
+def real_corpus(folder: Path, n: int, height: int = 720, bitrate: str = "") -> list[Path]:
+    """n clips of 30 s at `height` p25 from the real footage (looped where shorter); `bitrate`
+    sets a camera-like rate (2160p: 60M) instead of CRF 20."""
     from montage_ai.media.ffmpeg import run_ffmpeg
 
     shared = ROOT.parent / "shared" / "media"
@@ -70,39 +72,66 @@ def real_corpus(folder: Path, n: int) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for k in range(n):
-        path = folder / f"real{k}.mp4"
+        path = folder / (f"real{k}.mp4" if height == 720 else f"real{k}-{height}p.mp4")
         if not path.exists():
             src = sources[k % len(sources)]
+            rate = ["-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate] if bitrate else ["-crf", "20"]
             run_ffmpeg(["-stream_loop", "-1", "-ss", str(5 * (k // len(sources))), "-i", str(src), "-t", "30",
-                        "-vf", "scale=1280:720,fps=25", "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
-                        "-g", "50", str(path)], what="bench clip", timeout_s=600)
+                        "-vf", f"scale=-2:{height}:flags=lanczos,fps=25", "-an", "-c:v", "libx264",
+                        "-preset", "veryfast" if height <= 1080 else "ultrafast", *rate,
+                        "-g", "50", str(path)], what="bench clip", timeout_s=1800)
         out.append(path)
     return out
 
 
-def bench_ray(n_clips: int) -> None:
-    """Clip analysis throughput: here with 1 and 2 threads, on Ray with 1 and 2 worker nodes."""
+def _bench_spec(media, seconds: float):
+    """A cut of `seconds` at 720p25 from the clips: 2 s pieces taken in turn, so the render reads
+    every clip; about seconds / 30 chunks (the renderer's chunk plan)."""
+    from montage_ai.timeline.model import Piece, RenderSettings, RenderSpec, SourceSpan
+
+    frames, pieces = int(seconds * 25), []
+    for k, rec in enumerate(range(0, frames, 50)):
+        m = media[k % len(media)]
+        start = (2.0 * (k // len(media))) % max(1.0, m.duration_s - 2.5)
+        pieces.append(Piece(kind="clip", record_start_frame=rec, frames=min(50, frames - rec),
+                            a=SourceSpan(path=m.path, start_s=start)))
+    return RenderSpec(settings=RenderSettings(width=1280, height=720, fps_num=25), total_frames=frames,
+                      pieces=pieces, audio=[])
+
+
+def bench_ray(n_clips: int, cut_s: float) -> None:
+    """Clip analysis and render throughput: here with 1 and 2 threads, on Ray with 1 and 2
+    worker nodes of one CPU each (a head that runs no tasks), all on this machine."""
     import os
 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")     # every address on loopback
-    import ray
     from ray.cluster_utils import Cluster
 
     from montage_ai.execute.local import LocalExecutor
     from montage_ai.execute.ray_cluster import RayExecutor
     from montage_ai.pipeline import analyze_clips
+    from montage_ai.render.conform import plan_chunks, render
 
     clips = real_corpus(ROOT / ".cache" / "bench-ray", n_clips)
     media = [probe(p) for p in clips]
     footage_s = sum(m.duration_s for m in media)
+    spec = _bench_spec(media, cut_s)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        def timed(name: str, executor, workers: int) -> None:
-            cache = Path(tmp) / name.replace(" ", "-")
+        def timed(name: str, executor, workers: int, start_s: float = 0.0) -> None:
+            cache = Path(tmp) / name.replace(" ", "-").replace(",", "")
             t = time.perf_counter()
             analyze_clips(media, cache, workers, False, executor)
-            rows.append((name, time.perf_counter() - t))
+            analysis_s = time.perf_counter() - t
+            t = time.perf_counter()
+            render(spec, cache / "out.mp4", cache / "render", workers=workers, progress=False,
+                   encoder_threads=workers, executor=executor)
+            rows.append((name, start_s, analysis_s, time.perf_counter() - t))
 
+        big = [probe(p) for p in real_corpus(ROOT / ".cache" / "bench-ray", 2, 2160, "60M")]
+        t = time.perf_counter()
+        analyze_clips(big, Path(tmp) / "2160p", 1, False, LocalExecutor(1))
+        big_rate = sum(m.duration_s for m in big) / (time.perf_counter() - t)
         timed("here, 1 thread", LocalExecutor(1), 1)
         timed("here, 2 threads", LocalExecutor(2), 2)
         for nodes in (1, 2):
@@ -110,14 +139,21 @@ def bench_ray(n_clips: int) -> None:
             for _ in range(nodes):
                 cluster.add_node(num_cpus=1)
             cluster.wait_for_nodes()
+            t = time.perf_counter()
             ex = RayExecutor(cluster.address, [], LocalExecutor(1))
-            timed(f"Ray, {nodes} worker node{'s' if nodes > 1 else ''} (1 CPU each)", ex, 1)
-            ray.shutdown()
-            cluster.shutdown()
-    print(f"\nclip analysis of {len(media)} real clips, {footage_s:.0f} s of 720p25 footage")
-    print(f"{'where':40s} {'wall s':>8s} {'footage s per s':>16s} {'clips per min':>14s}")
-    for name, sec in rows:
-        print(f"{name:40s} {sec:8.1f} {footage_s / sec:16.1f} {60 * len(media) / sec:14.1f}")
+            try:
+                timed(f"Ray, {nodes} worker node{'s' if nodes > 1 else ''} (1 CPU each)", ex, 1, time.perf_counter() - t)
+            finally:
+                ex.close()
+                cluster.shutdown()
+    frames = spec.total_frames
+    print(f"\n{len(media)} real clips, {footage_s:.0f} s of 720p25 footage; a {cut_s:.0f} s cut of them at 720p25 "
+          f"({len(plan_chunks(spec))} chunks). On Ray each task has one CPU; the analysis and the encoder use it alone.")
+    print(f"{'where':36s} {'join s':>7s} {'analysis s':>11s} {'footage s/s':>12s} {'render s':>9s} {'frames/s':>9s}")
+    for name, start_s, a_s, r_s in rows:
+        print(f"{name:36s} {start_s:7.1f} {a_s:11.1f} {footage_s / a_s:12.1f} {r_s:9.1f} {frames / r_s:9.1f}")
+    print(f"\nanalysis of 2 of them at 2160p25, H.264 60 Mbit/s (a camera's 4K), here on 1 thread: "
+          f"{big_rate:.2f} s of footage per s")
 
 
 def main() -> None:
@@ -127,9 +163,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a small corpus for a smoke run")
     ap.add_argument("--ray", action="store_true", help="clip analysis on a Ray cluster of 1 and 2 worker nodes")
     ap.add_argument("--clips", type=int, default=8, help="--ray: how many 30 s real clips")
+    ap.add_argument("--cut", type=float, default=120.0, help="--ray: seconds of the rendered cut")
     args = ap.parse_args()
     if args.ray:
-        bench_ray(args.clips)
+        bench_ray(args.clips, args.cut)
         return
     corpus = ROOT / ".cache" / "bench-corpus"
     t0 = time.perf_counter()

@@ -74,7 +74,10 @@ def test_the_cluster_analyses_what_this_machine_does_on_both_nodes(cluster, clip
     here = _analyses(clips, tmp_path / "local")
     notes: list[str] = []
     executor = RayExecutor(cluster.address, notes, LocalExecutor(2))
-    there = _analyses(clips, tmp_path / "ray", executor)
+    try:
+        there = _analyses(clips, tmp_path / "ray", executor)
+    finally:
+        executor.close()
     nodes = _nodes(executor)
     print(f"\ntasks per node: {nodes}; notes: {notes}")
     assert there == here
@@ -93,7 +96,10 @@ def test_a_worker_node_killed_mid_analysis_changes_nothing(cluster, clips, tmp_p
     killer = threading.Timer(1.0, lambda: cluster.remove_node(worker, allow_graceful=False))
     killer.start()
     executor = RayExecutor(cluster.address, notes, LocalExecutor(2))
-    there = _analyses(items, tmp_path / "ray", executor)
+    try:
+        there = _analyses(items, tmp_path / "ray", executor)
+    finally:
+        executor.close()
     killer.join()
     print(f"\ntasks per node: {_nodes(executor)}; notes: {notes}")
     assert there == here
@@ -122,6 +128,10 @@ def test_a_run_with_ray_makes_the_same_mp4_frame_for_frame(cluster, clips, share
     print("\n" + "\n".join(remote.notes))
     assert len(lines) == 2 and all("Ray at" in n and "2 node(s) ran them" in n for n in lines)
     assert not any("ran here" in n for n in remote.notes)
+    placed = remote.model_dump(mode="json")["placement"]        # the --json summary carries it too
+    assert set(placed) == {"analysis", "render"} and all(len(p["items"]) == 2 and "local" not in p["items"]
+                                                         for p in placed.values())
+    assert local.placement == {}
     a, b = decode_frames(local.video), decode_frames(remote.video)
     assert len(a) == len(b) > 0 and all(np.array_equal(x, y) for x, y in zip(a, b))
 
@@ -256,3 +266,78 @@ def test_a_worker_that_cannot_see_the_sources_gets_them_through_the_object_store
     assert "shipped" not in lines[1]                                    # the render reuses them
     a, b = decode_frames(local.video), decode_frames(remote.video)
     assert len(a) == len(b) > 0 and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def _drivers() -> list[str]:
+    """Ray driver processes of the engine still alive (not zombies)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if "montage_ai.execute.ray_driver" in cmd and state != "Z":
+            found.append(f"{pid}: {cmd[:120]}")
+    return found
+
+
+def _cpus_free(address: str, timeout_s: float = 60.0) -> float:
+    """Seconds until every CPU of the cluster is free again (Ray cancels the tasks of a driver
+    that is gone)."""
+    ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    try:
+        t0 = time.monotonic()
+        while ray.available_resources().get("CPU", 0) < ray.cluster_resources().get("CPU", 0):
+            assert time.monotonic() - t0 < timeout_s, "the cluster still runs the stopped run's tasks"
+            time.sleep(0.5)
+        return time.monotonic() - t0
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, moment", [("SIGTERM", "clips"), ("SIGTERM", "render"), ("SIGKILL", "render")])
+def test_a_run_on_ray_stopped_leaves_nothing_behind(cluster, clips, shared_media, tmp_path, sig, moment):
+    """SIGTERM (docker stop) or kill -9 while the cluster analyses or renders: the run ends with its
+    code and one line, no output, no temporary file, no driver process; the cluster's CPUs come
+    free; and the next run completes."""
+    import json
+    import signal
+
+    from hostile import PROJECT, temp_files
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for p in clips:
+        (folder / p.name).symlink_to(p)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    argv = [sys.executable, "-m", "montage_ai.cli", "--json", "run", "--clips", str(folder), "--music",
+            str(shared_media / "vibe_ace.ogg"), "--out", str(out), "--duration", "12", "--resolution", "360p",
+            "--ray", cluster.address]
+    env = {**os.environ, "MONTAGE_CACHE_DIR": str(cache)}
+    before = set(_drivers())
+    proc = subprocess.Popen(argv, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        ev = json.loads(line)
+        if ev["event"] == "stage_start" and ev["stage"] == moment:
+            break
+    else:
+        pytest.fail(f"the run ended before {moment}: {proc.stderr.read()}")
+    time.sleep(0.5)
+    assert set(_drivers()) - before, "the run has a Ray driver process"
+    proc.send_signal(getattr(signal, sig))
+    _, stderr = proc.communicate(timeout=60)
+    time.sleep(0.5)
+    assert not set(_drivers()) - before, set(_drivers()) - before
+    assert not (out / "montage.mp4").exists()
+    if sig == "SIGKILL":
+        assert proc.returncode == -9
+    else:
+        assert proc.returncode == 143, stderr
+        assert "Traceback" not in stderr and len([ln for ln in stderr.splitlines() if "error:" in ln]) == 1, stderr
+        assert temp_files(out, cache) == []
+    print(f"\n{sig} during {moment}: the cluster's CPUs free {_cpus_free(cluster.address):.1f} s later")
+    rerun = subprocess.run(argv, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert (out / "montage.mp4").is_file() and temp_files(out, cache) == []

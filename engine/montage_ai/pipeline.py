@@ -30,7 +30,7 @@ from .direct.llm import DirectorRecord, direct
 from .direct.plan import EditPlan
 from .direct.presets import load_style
 from .errors import MediaError, MontageError
-from .execute import Executor, executor_for, placement_lines
+from .execute import Executor, StageUse, executor_for, placement_lines
 from .execute.local import LocalExecutor
 from .execute.ray_cluster import reachable as ray_reachable
 from .media.probe import MediaInfo, probe
@@ -74,6 +74,7 @@ class RunSummary(BaseModel):
     notes: list[str] = []
     report: Path | None = None
     craft: CraftReport | None = None
+    placement: dict[str, StageUse] = {}     # on a Ray cluster: where each kind of task ran
 
     def text(self) -> str:
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.stages_s.items())
@@ -326,6 +327,7 @@ def _run_with(executor: Executor, notes: list[str], settings: Settings, media: l
         craft=craft,
         director=directed.record, variants=[m.timeline.parent / video_name for m in made[1:]], exports=exports,
         notes=(placement_lines(executor) if executor.remote else []) + context.notes,
+        placement=executor.use if executor.remote else {},
     )
     with stages("report"):
         for m in made:

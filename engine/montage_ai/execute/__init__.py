@@ -16,9 +16,11 @@ only this process writes outputs and caches (docs/scale-out.md).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
+
+from pydantic import BaseModel
 
 
 def no_files(item: Any) -> dict[Path, str]:
@@ -42,7 +44,8 @@ class Task:
     files: Callable[[Any], dict[Path, str]] = no_files      # path -> fingerprint of each file the item reads
     relocate: Callable[[Any, dict[Path, Path]], Any] = same_item    # the item reading copies at other paths
     timeout_s: Callable[[Any], float] = ten_minutes      # how long one item may run remotely
-    gpus: int = 0                                           # GPUs one item needs (0: one CPU)
+    gpus: int = 0                                           # GPUs one item needs
+    cpus: int = 1                                           # CPUs one item keeps busy (its threads)
     here_on_failure: bool = True        # False: an item the cluster could not do comes back as Failed
 
 
@@ -61,23 +64,24 @@ class Outcome(NamedTuple):
     seconds: float
 
 
-@dataclass
-class StageUse:
-    """Where one kind of task ran in this run: items per node, task seconds, bytes shipped."""
+class StageUse(BaseModel):
+    """Where one kind of task ran in this run (the summary's `placement`): items per node
+    ("local": this machine), task seconds, bytes of sources shipped, items the cluster could not take."""
 
-    items: dict[str, int] = field(default_factory=dict)
+    where: str
+    items: dict[str, int] = {}
     seconds: float = 0.0
     shipped_bytes: int = 0
-    ran_here: int = 0         # items the cluster could not take
+    ran_here: int = 0
 
     def add(self, outcome: Outcome) -> None:
         self.items[outcome.node] = self.items.get(outcome.node, 0) + 1
         self.seconds += outcome.seconds
 
-    def line(self, name: str, where: str) -> str:
+    def line(self, name: str) -> str:
         remote = {k: v for k, v in self.items.items() if k != "local"}
         counts = ", ".join(str(n) for n in sorted(remote.values(), reverse=True))
-        text = (f"{name}: {sum(self.items.values())} task(s) on {where}: {len(remote)} node(s) ran them"
+        text = (f"{name}: {sum(self.items.values())} task(s) on {self.where}: {len(remote)} node(s) ran them"
                 f"{f' ({counts})' if remote else ''}, {self.seconds:.1f} s of task time")
         if self.shipped_bytes:
             text += f", {self.shipped_bytes / 1e6:.1f} MB of sources shipped through the object store"
@@ -112,4 +116,4 @@ def executor_for(ray_address: str, workers: int, notes: list[str] | None = None)
 
 def placement_lines(executor: Executor) -> list[str]:
     """One summary line per kind of task: where it ran and how long it took."""
-    return [use.line(name, executor.where) for name, use in executor.use.items() if use.items]
+    return [use.line(name) for name, use in executor.use.items() if use.items]

@@ -19,7 +19,7 @@ class LocalExecutor:
         self.use: dict[str, StageUse] = {}
 
     def map(self, task: Task, items: Sequence[Any]) -> Iterator[Outcome]:
-        use = self.use.setdefault(task.name, StageUse())
+        use = self.use.setdefault(task.name, StageUse(where=self.where))
 
         def timed(index: int, item: Any) -> Outcome:
             t0 = time.perf_counter()

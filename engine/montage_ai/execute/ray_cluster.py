@@ -58,7 +58,7 @@ class RayExecutor:
         self.where = reply[1]
 
     def map(self, task: Task, items: Sequence[Any]) -> Iterator[Outcome]:
-        use = self.use.setdefault(task.name, StageUse())
+        use = self.use.setdefault(task.name, StageUse(where=self.where))
         here: dict[int, str] = {}                   # items the cluster did not do, and why
         if self.lost:
             here = dict.fromkeys(range(len(items)), f"the Ray cluster was lost earlier ({self.lost})")

@@ -6,7 +6,7 @@ engine never imports Ray; it starts this process (execute/ray_cluster.py), sends
 items over a pipe (execute/wire.py), and reads back outcomes. If this process dies or hangs, the
 engine runs what is left on its own machine.
 
-Scheduling: each item is one Ray task (one CPU, or `gpus` GPUs, spread over the nodes), retried
+Scheduling: each item is one Ray task (`cpus` CPUs, or `gpus` GPUs, spread over the nodes), retried
 by Ray on another worker when its worker or node dies (MAX_RETRIES). No more tasks are in
 flight than the cluster has slots, so each starts about when it is submitted and is bounded in
 time from there: past `task.timeout_s(item)` (plus the time to ship its files) it is cancelled
@@ -126,10 +126,18 @@ class Driver:
         self.remote = ray.remote(max_retries=MAX_RETRIES, scheduling_strategy="SPREAD")(run_remote)
         self.shipped: dict[str, list] = {}      # fingerprint -> object refs of its pieces, for this run
 
-    def slots(self, task: Task) -> int:
+    def cpus(self, task: Task) -> int:
+        """The CPUs each task asks for: its threads, but no more than the largest node has
+        (a request no node can meet would wait for ever)."""
+        if task.gpus:
+            return 0
+        largest = max((n.get("Resources", {}).get("CPU", 0) for n in self.ray.nodes() if n.get("Alive")), default=1)
+        return max(1, min(task.cpus, int(largest)))
+
+    def slots(self, task: Task, cpus: int) -> int:
         """Tasks the cluster can run at once (0: it has no GPU for a GPU task)."""
         resources = self.ray.cluster_resources()
-        return int(resources.get("GPU", 0) // task.gpus) if task.gpus else max(1, int(resources.get("CPU", 1)))
+        return int(resources.get("GPU", 0) // task.gpus) if task.gpus else max(1, int(resources.get("CPU", 1) // cpus))
 
     def map(self, task: Task, items: Sequence[Any]) -> None:
         ray, emit = self.ray, self.emit
@@ -143,14 +151,15 @@ class Driver:
             if not quiet:
                 emit(("note", f"{task.name}: {why}: {instead}"))
 
-        slots = self.slots(task)
+        cpus = self.cpus(task)
+        slots = self.slots(task, cpus)
         if slots == 0:
             emit(("note", f"{task.name}: the Ray cluster has no GPU: {len(items)} task(s) "
                           f"{'ran here' if task.here_on_failure else 'left to the next way'}"))
             for i in pending:
                 give_up(i, "the Ray cluster has no GPU", quiet=True)
             return
-        remote = self.remote.options(num_cpus=0 if task.gpus else 1, num_gpus=task.gpus)
+        remote = self.remote.options(num_cpus=cpus, num_gpus=task.gpus)
         fn_ref = ray.put(task)
         silent = 0
 

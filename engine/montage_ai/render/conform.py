@@ -286,7 +286,8 @@ def render(spec: RenderSpec, out_path: Path, cache_dir: Path, workers: int = 2,
     frames_bar = prog.bar("encode", total=sum(c.frames for c, _ in todo), unit="frame")
     executor = executor or LocalExecutor(workers)
     if executor.remote:     # encoded on the cluster's nodes, the bytes come back and are written here
-        task = Task("render", run=encode_to_bytes, files=chunk_files, relocate=chunk_moved, timeout_s=chunk_timeout_s)
+        task = Task("render", run=encode_to_bytes, files=chunk_files, relocate=chunk_moved, timeout_s=chunk_timeout_s,
+                    cpus=threads)
     else:
         task = Task("render", run=functools.partial(encode_in_place, clocks=clocks, bars=(pieces_bar, frames_bar)))
     jobs_todo = [ChunkJob(c, spec, threads, path) for c, path in todo]
