@@ -9,7 +9,7 @@ The run uses a fresh analysis and render cache, so every stage does its full wor
     python scripts/bench.py --ray [--clips 8] [--cut 120]   # analysis and render on 1 and 2 Ray worker nodes
 
 --ray: real footage (the clips in ../shared/media, looped and scaled to 720p25, 30 s each), analysed,
-and a cut of it rendered, here (1 and 2 threads) and on a Ray cluster started on this machine with
+and a cut of it rendered, here (1 and 2 CPUs) and on a Ray cluster started on this machine with
 Ray's own test cluster (a head that runs no tasks, and 1 or 2 worker nodes of one CPU): throughput
 per configuration, and the time to join the cluster.
 """
@@ -100,7 +100,7 @@ def _bench_spec(media, seconds: float):
 
 
 def bench_ray(n_clips: int, cut_s: float) -> None:
-    """Clip analysis and render throughput: here with 1 and 2 threads, on Ray with 1 and 2
+    """Clip analysis and render throughput: here with 1 and 2 CPUs, on Ray with 1 and 2
     worker nodes of one CPU each (a head that runs no tasks), all on this machine."""
     import os
 
@@ -111,6 +111,7 @@ def bench_ray(n_clips: int, cut_s: float) -> None:
     from montage_ai.execute.ray_cluster import RayExecutor
     from montage_ai.pipeline import analyze_clips
     from montage_ai.render.conform import plan_chunks, render
+    from montage_ai.resources import TASK_CPUS_ENV
 
     clips = real_corpus(ROOT / ".cache" / "bench-ray", n_clips)
     media = [probe(p) for p in clips]
@@ -129,11 +130,13 @@ def bench_ray(n_clips: int, cut_s: float) -> None:
             rows.append((name, start_s, analysis_s, time.perf_counter() - t))
 
         big = [probe(p) for p in real_corpus(ROOT / ".cache" / "bench-ray", 2, 2160, "60M")]
+        os.environ[TASK_CPUS_ENV] = "1"         # one core, as a one-CPU Ray task has
         t = time.perf_counter()
         analyze_clips(big, Path(tmp) / "2160p", 1, False, LocalExecutor(1))
         big_rate = sum(m.duration_s for m in big) / (time.perf_counter() - t)
-        timed("here, 1 thread", LocalExecutor(1), 1)
-        timed("here, 2 threads", LocalExecutor(2), 2)
+        timed("here, 1 CPU", LocalExecutor(1), 1)
+        del os.environ[TASK_CPUS_ENV]
+        timed("here, 2 CPUs", LocalExecutor(2), 2)
         for nodes in (1, 2):
             cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
             for _ in range(nodes):
@@ -148,11 +151,11 @@ def bench_ray(n_clips: int, cut_s: float) -> None:
                 cluster.shutdown()
     frames = spec.total_frames
     print(f"\n{len(media)} real clips, {footage_s:.0f} s of 720p25 footage; a {cut_s:.0f} s cut of them at 720p25 "
-          f"({len(plan_chunks(spec))} chunks). On Ray each task has one CPU; the analysis and the encoder use it alone.")
+          f"({len(plan_chunks(spec))} chunks). Each Ray task, and the 1-CPU row here, uses one core.")
     print(f"{'where':36s} {'join s':>7s} {'analysis s':>11s} {'footage s/s':>12s} {'render s':>9s} {'frames/s':>9s}")
     for name, start_s, a_s, r_s in rows:
         print(f"{name:36s} {start_s:7.1f} {a_s:11.1f} {footage_s / a_s:12.1f} {r_s:9.1f} {frames / r_s:9.1f}")
-    print(f"\nanalysis of 2 of them at 2160p25, H.264 60 Mbit/s (a camera's 4K), here on 1 thread: "
+    print(f"\nanalysis of 2 of them at 2160p25, H.264 60 Mbit/s (a camera's 4K), here on 1 CPU: "
           f"{big_rate:.2f} s of footage per s")
 
 

@@ -31,6 +31,8 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'mont
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from montage_ai.execute.ray_cluster import RayExecutor  # noqa: E402
+from montage_ai.execute.ray_driver import shipped_copy  # noqa: E402
+from montage_ai.media.fingerprint import fingerprint  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -246,6 +248,9 @@ def test_a_worker_that_cannot_see_the_sources_gets_them_through_the_object_store
     folder.mkdir()
     for p in clips:
         (folder / p.name).write_bytes(p.read_bytes())
+    copies = [shipped_copy(fingerprint(p), ".mp4") for p in clips]     # where the worker keeps what it got
+    for copy in copies:
+        copy.unlink(missing_ok=True)
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     blind = _join_blind_node(c.address, [folder])
     try:
@@ -254,11 +259,19 @@ def test_a_worker_that_cannot_see_the_sources_gets_them_through_the_object_store
         local = run(Settings(out=tmp_path / "local", cache_dir=tmp_path / "cache-local", **common), progress=False)
         remote = run(Settings(out=tmp_path / "ray", cache_dir=tmp_path / "cache-ray", ray_address=c.address, **common),
                      progress=False)
+        assert all(copy.is_file() for copy in copies)
+        # a later run (nothing cached here) finds the copies on the node: nothing is shipped again
+        again = run(Settings(out=tmp_path / "again", cache_dir=tmp_path / "cache-again", ray_address=c.address,
+                             **common), progress=False)
     finally:
         os.killpg(blind.pid, 15)
         blind.wait(timeout=60)
         c.shutdown()
-    print("\n" + "\n".join(remote.notes))
+        for copy in copies:
+            copy.unlink(missing_ok=True)
+    print("\n" + "\n".join(remote.notes + again.notes))
+    assert again.placement["analysis"].items == remote.placement["analysis"].items
+    assert again.placement["analysis"].shipped_bytes == 0 and again.cache_hits == 0
     lines = [n for n in remote.notes if n.startswith(("analysis:", "render:"))]
     assert len(lines) == 2 and all("1 node(s) ran them" in n and "ran here" not in n for n in lines)
     shipped = sum(p.stat().st_size for p in clips)

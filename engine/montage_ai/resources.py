@@ -1,5 +1,6 @@
-"""Measure what MEMORY_LIMIT_GB is about: the resident memory of the engine and every ffmpeg
-it starts, sampled from /proc (Linux). Used by the benchmark and the memory-limit test."""
+"""The machine's resources as the engine sees them: the resident memory of the engine and every
+ffmpeg it starts, sampled from /proc (what MEMORY_LIMIT_GB is about; used by the benchmark and
+the memory-limit test), and the cores this process may use."""
 
 from __future__ import annotations
 
@@ -51,3 +52,17 @@ class PeakMemory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+TASK_CPUS_ENV = "MONTAGE_TASK_CPUS"     # set by the Ray driver's task wrapper: the CPUs Ray gave the task
+
+
+def usable_cpus() -> int:
+    """The cores this process may use: its CPU affinity, and in a Ray task the CPUs Ray gave it
+    (a node runs one task per CPU, so a task that took every core would oversubscribe it)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    given = os.environ.get(TASK_CPUS_ENV, "")
+    return max(1, min(cores, int(given))) if given.isdigit() and int(given) > 0 else cores

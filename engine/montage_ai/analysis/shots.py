@@ -56,6 +56,7 @@ from montage_otio.names import one_line
 from .. import procs
 from ..errors import MediaError
 from ..media.probe import MediaInfo
+from ..resources import usable_cpus
 from .decode import ANALYSIS_WIDTH, SmallFrame, decode_small_frames, decode_windows  # noqa: F401 (re-exported)
 from .on_screen import TEXT_EVERY_S, TextRange, TextSampler, burned_in, text_on_screen  # noqa: F401 (re-exported)
 from .text import unavailable as text_unavailable
@@ -894,19 +895,12 @@ def _running() -> Iterator[int]:
     global _active
     with _active_lock:
         _active += 1
-        share = max(1, _cpus() // _active)
+        share = max(1, usable_cpus() // _active)
     try:
         yield share
     finally:
         with _active_lock:
             _active -= 1
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def _read_in_parts(media: MediaInfo, share: int, reference_only: bool) -> FeatureSeries | None:

@@ -14,7 +14,8 @@ and reported failed. Every WAIT_SLICE_S the head is checked to answer; twice sil
 is reported lost.
 
 Files: a worker first checks that each file the item reads is at the same path with the same
-content fingerprint (a shared folder). When one is not, the task answers `Missing` and the file
+content fingerprint (a shared folder), or already in its folder of shipped files (an earlier
+task or run brought it). When one is neither, the task answers `Missing` and the file
 goes to Ray's object store once per run (in SHIP_BLOCK pieces, so neither side holds it whole
 in memory); the worker writes it to its own folder of shipped files, named by fingerprint, and
 runs the item on that copy.
@@ -71,14 +72,33 @@ def run_remote(task: Task, item: Any, files: dict[Path, str], shipped: dict[Path
 
     from ..media.fingerprint import same_file
 
-    missing = tuple(p for p, fp in files.items() if p not in shipped and not same_file(p, fp))
+    moved: dict[Path, Path] = {}
+    missing = []
+    for p, fp in files.items():
+        if p in shipped or same_file(p, fp):
+            continue
+        copy = shipped_copy(fp, p.suffix)         # shipped to this node by an earlier task or run
+        if same_file(copy, fp):
+            moved[p] = copy
+        else:
+            missing.append(p)
     if missing:
-        return Missing(missing)
+        return Missing(tuple(missing))
+    from ..resources import TASK_CPUS_ENV
+
+    given = ray.get_runtime_context().get_assigned_resources().get("CPU", 0)
+    os.environ[TASK_CPUS_ENV] = str(max(1, int(given)))     # a worker runs one task at a time
     t0 = time.perf_counter()
-    if shipped:
-        item = task.relocate(item, {p: _materialize(files[p], p.suffix, refs) for p, refs in shipped.items()})
+    moved.update({p: _materialize(files[p], p.suffix, refs) for p, refs in shipped.items()})
+    if moved:
+        item = task.relocate(item, moved)
     result = task.run(item)
     return Ran(result, ray.get_runtime_context().get_node_id(), time.perf_counter() - t0)
+
+
+def shipped_copy(fp: str, suffix: str) -> Path:
+    """Where this node keeps a shipped file: named by fingerprint (the suffix only helps probing)."""
+    return Path(tempfile.gettempdir()) / SHIPPED_DIR / f"{fp}{suffix[:16] if suffix.isascii() else ''}"
 
 
 def _materialize(fp: str, suffix: str, refs: list) -> Path:
@@ -88,9 +108,8 @@ def _materialize(fp: str, suffix: str, refs: list) -> Path:
     from ..atomic import atomic_path
     from ..media.fingerprint import same_file
 
-    folder = Path(tempfile.gettempdir()) / SHIPPED_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{fp}{suffix[:16] if suffix.isascii() else ''}"
+    path = shipped_copy(fp, suffix)
+    path.parent.mkdir(parents=True, exist_ok=True)
     if same_file(path, fp):
         return path
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
