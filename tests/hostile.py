@@ -69,6 +69,20 @@ def sha256_tree(*paths: Path) -> dict[str, str]:
     return out
 
 
+def live_processes(*needles: str) -> list[str]:
+    """'pid: command line' of every live (not zombie) process whose command line holds all `needles`."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if all(n in cmd for n in needles) and state != "Z":
+            found.append(f"{pid}: {cmd[:200]}")
+    return found
+
+
 def temp_files(*folders: Path) -> list[Path]:
     """Temporary or partial files the engine's writers use, anywhere under `folders`."""
     found = []

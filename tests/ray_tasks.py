@@ -25,3 +25,11 @@ def a_minute(item: object) -> float:
 
 def one_second(item: object) -> float:
     return 1.0
+
+
+def fails_remotely(item: tuple[int, str]) -> int:
+    """Raises, naming the file, anywhere but in the process that made the item."""
+    maker, name = item
+    if os.getpid() != maker:
+        raise OSError(f"{name}: cannot be decoded on this worker")
+    return os.getpid()

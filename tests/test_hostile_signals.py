@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hostile import PROJECT, assert_clean, cli, sha256_tree, temp_files
+from hostile import PROJECT, assert_clean, cli, live_processes, sha256_tree, temp_files
 from media_tools import decode_frames
 from montage_ai.demo.synth_audio import make_drum_track
 from montage_ai.demo.synth_video import ShotSpec, distinct_colors, make_clip
@@ -66,16 +66,7 @@ def _wait_for(proc: subprocess.Popen, moment: str) -> None:
 
 def _ffmpeg_children_of(folder: Path) -> list[str]:
     """ffmpeg processes still working on files under `folder` (orphans of a killed run)."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if "ffmpeg" in cmd and str(folder) in cmd and state != "Z":
-            found.append(f"{pid}: {cmd[:200]}")
-    return found
+    return live_processes("ffmpeg", str(folder))
 
 
 @pytest.mark.parametrize("sig, moment", [(sig, moment) for moment in ("pieces", "encode")

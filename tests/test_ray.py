@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import ray_tasks
+from hostile import live_processes
 
 from media_tools import decode_frames
+from montage_ai.execute import Task
 from montage_ai.execute.local import LocalExecutor
 from montage_ai.media.ffmpeg import run_ffmpeg
 from montage_ai.media.probe import probe
@@ -150,9 +152,7 @@ def test_an_address_where_no_cluster_answers_is_one_line_naming_it(clips, shared
     assert err and "RAY_ADDRESS 127.0.0.1:1" in err[-1]
 
 
-def _nap_task(timeout) -> "Task":
-    from montage_ai.execute import Task
-
+def _nap_task(timeout) -> Task:
     return Task("nap", run=ray_tasks.nap, timeout_s=timeout)
 
 
@@ -283,16 +283,7 @@ def test_a_worker_that_cannot_see_the_sources_gets_them_through_the_object_store
 
 def _drivers() -> list[str]:
     """Ray driver processes of the engine still alive (not zombies)."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if "montage_ai.execute.ray_driver" in cmd and state != "Z":
-            found.append(f"{pid}: {cmd[:120]}")
-    return found
+    return live_processes("montage_ai.execute.ray_driver")
 
 
 def _cpus_free(address: str, timeout_s: float = 60.0) -> float:
@@ -354,3 +345,18 @@ def test_a_run_on_ray_stopped_leaves_nothing_behind(cluster, clips, shared_media
     rerun = subprocess.run(argv, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert (out / "montage.mp4").is_file() and temp_files(out, cache) == []
+
+
+def test_a_task_that_keeps_failing_names_its_cause_and_runs_here(cluster):
+    """A task whose own code fails there (Ray retries only lost workers): its error, naming the
+    file, is in the notes (not Ray's traceback header), and the item runs on this machine."""
+    notes: list[str] = []
+    executor = RayExecutor(cluster.address, notes, LocalExecutor(2))
+    try:
+        outcomes = list(executor.map(Task("probe", run=ray_tasks.fails_remotely), [(os.getpid(), "clip7.mov")]))
+    finally:
+        executor.close()
+    print(f"\nnotes: {notes}")
+    assert [(o.result, o.node) for o in outcomes] == [(os.getpid(), "local")]
+    assert len(notes) == 1 and "clip7.mov: cannot be decoded on this worker" in notes[0] and "ran it here" in notes[0]
+    assert executor.use["probe"].ran_here == 1

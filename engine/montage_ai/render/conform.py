@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from av.video.reformatter import VideoReformatter
 
-from ..atomic import atomic_path, scratch_dir, scratch_path, write_bytes
+from ..atomic import atomic_path, scratch_dir, write_bytes
 from ..execute import Executor, Task
 from ..execute.local import LocalExecutor
 from ..media.ffmpeg import FfmpegPipe, run_ffmpeg
