@@ -33,6 +33,8 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'mont
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from montage_ai.execute.ray_cluster import RayExecutor  # noqa: E402
+from montage_ai.execute.ray_driver import shipped_copy  # noqa: E402
+from montage_ai.media.fingerprint import fingerprint  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +166,8 @@ def test_a_worker_that_cannot_see_the_source_gets_it_through_the_object_store(cl
     """A relative source path: this process finds it from its working folder, a Ray worker
     (working elsewhere) does not, so the file is shipped once and the job reads the copy."""
     monkeypatch.chdir(real_low.parent)
+    copy = shipped_copy(fingerprint(real_low), real_low.suffix)    # a copy an earlier run left on the node
+    copy.unlink(missing_ok=True)
     notes: list[str] = []
     executor = _executor(cluster, notes)
     try:
@@ -171,6 +175,7 @@ def test_a_worker_that_cannot_see_the_source_gets_it_through_the_object_store(cl
                                  executor=executor)
     finally:
         executor.close()
+        copy.unlink(missing_ok=True)
     print("\n" + "\n".join(report.summary_lines() + notes))
     assert [e.backend for e in report.entries] == ["ray", "ray"] and not report.fallbacks
     assert executor.use["upscale"].shipped_bytes == real_low.stat().st_size          # once for both ranges

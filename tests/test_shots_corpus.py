@@ -132,9 +132,9 @@ def test_parts_read_in_parallel_give_the_same_analysis(lavfi_cuts, monkeypatch):
     the result is the one a single reading gives."""
     path, cuts, _ = lavfi_cuts
     media = probe(path)
-    monkeypatch.setattr(S, "_cpus", lambda: 1)
+    monkeypatch.setattr(S, "usable_cpus", lambda: 1)
     whole = analyze_clip(media, 0)
-    monkeypatch.setattr(S, "_cpus", lambda: 3)
+    monkeypatch.setattr(S, "usable_cpus", lambda: 3)
     monkeypatch.setattr(S, "MIN_PART_S", 2.0)       # 8 s: three parts, seams inside shots and near cuts
     parts = analyze_clip(media, 0)
     assert [b.frame for b in parts.boundaries] == [b.frame for b in whole.boundaries] == cuts
@@ -179,7 +179,7 @@ def test_the_hint_spares_the_second_pass_and_changes_nothing(lavfi_cuts, monkeyp
     (almost) nothing left to decode again, and the analysis is the one without the hint."""
     path, cuts, _ = lavfi_cuts
     media = probe(path)
-    monkeypatch.setattr(S, "_cpus", lambda: 1)
+    monkeypatch.setattr(S, "usable_cpus", lambda: 1)
     decoded: list[int] = []
     real = S.decode_windows
 

@@ -253,6 +253,7 @@ class Driver:
             with open(path, "rb") as f:
                 while block := f.read(SHIP_BLOCK):
                     refs.append(self.ray.put(block))
+                    self.emit(("alive",))       # a large file takes a while: the engine must not take it for a hang
             self.shipped[fp] = refs
             self.emit(("shipped", os.path.getsize(path)))
         return self.shipped[fp]
