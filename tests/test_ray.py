@@ -8,6 +8,7 @@ the same MP4 frame for frame; and the default path never imports Ray."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -37,10 +38,20 @@ from montage_ai.execute.ray_driver import shipped_copy  # noqa: E402
 from montage_ai.media.fingerprint import fingerprint  # noqa: E402
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
 def cluster():
-    """A head node and a worker node, one CPU each, every address on loopback."""
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    """A head node and a worker node, one CPU each, every address on loopback; the head serves
+    Ray Client too (`c.client_address`, ray://)."""
+    port = _free_port()
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
+                                                      "ray_client_server_port": port})
+    c.client_address = f"ray://127.0.0.1:{port}"
     c.add_node(num_cpus=1)
     c.wait_for_nodes()
     yield c
@@ -140,16 +151,37 @@ def test_a_run_with_ray_makes_the_same_mp4_frame_for_frame(cluster, clips, share
     assert len(a) == len(b) > 0 and all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-def test_an_address_where_no_cluster_answers_is_one_line_naming_it(clips, shared_media, tmp_path, capsys):
+@pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1", "ray://nowhere"])
+def test_an_address_where_no_cluster_answers_is_one_line_naming_it(clips, shared_media, tmp_path, capsys, address):
     """Before any work: Ray's own client would wait minutes, logging as it waits."""
     from montage_ai.cli import main
 
     t0 = time.monotonic()
     code = main(["run", "--clips", str(clips[0].parent), "--music", str(shared_media / "vibe_ace.ogg"),
-                 "--out", str(tmp_path / "out"), "--ray", "127.0.0.1:1"])
+                 "--out", str(tmp_path / "out"), "--ray", address])
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and time.monotonic() - t0 < 30
-    assert err and "RAY_ADDRESS 127.0.0.1:1" in err[-1]
+    assert err and f"RAY_ADDRESS {address}" in err[-1]
+
+
+def test_a_client_address_analyses_through_ray_client(cluster, clips, tmp_path):
+    """ray://host:port (Ray Client: the engine runs off the cluster and joins through the head's
+    client server) gives the analyses made here, from both nodes; the cluster is checked at the
+    address given, so a run lasting past a few head checks goes on using it."""
+    here = _analyses(clips, tmp_path / "local")
+    notes: list[str] = []
+    executor = RayExecutor(cluster.client_address, notes, LocalExecutor(2))
+    try:
+        there = _analyses(clips, tmp_path / "ray", executor)
+        # tasks long enough for two head checks (every WAIT_SLICE_S) while they run
+        later = list(executor.map(_nap_task(ray_tasks.a_minute), [(os.getpid(), 11.0)] * 2))
+    finally:
+        executor.close()
+    print(f"\ntasks per node: {_nodes(executor)}; notes: {notes}")
+    assert there == here
+    assert len(_nodes(executor)) == 2 and "local" not in _nodes(executor) and not notes
+    assert executor.where.startswith(f"Ray at {cluster.client_address}")
+    assert [o.node != "local" for o in later] == [True, True] and not executor.lost
 
 
 def _nap_task(timeout) -> Task:
@@ -211,14 +243,15 @@ def _can_hide_folders() -> str:
     return "" if done.returncode == 0 else f"cannot make a mount namespace: {done.stderr.decode().strip()[:200]}"
 
 
-def _join_blind_node(address: str, hidden: list[Path]) -> subprocess.Popen:
+def _join_blind_node(address: str, hidden: list[Path], env: dict[str, str] | None = None) -> subprocess.Popen:
     """A Ray worker node (one CPU, tests/ray_node.py) started in a mount namespace where the
-    `hidden` folders are empty: it cannot see the user's files."""
+    `hidden` folders are empty: it cannot see the user's files. `env`: more of its environment."""
     mounts = " && ".join(f"mount -t tmpfs none '{p}'" for p in hidden)
     node = Path(__file__).with_name("ray_node.py")
     script = f"{mounts} && exec '{sys.executable}' '{node}' {address}"
     return subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, **(env or {})})
 
 
 def _wait_for_nodes(address: str, count: int, timeout_s: float = 90.0) -> None:
@@ -237,7 +270,8 @@ def _wait_for_nodes(address: str, count: int, timeout_s: float = 90.0) -> None:
 def test_a_worker_that_cannot_see_the_sources_gets_them_through_the_object_store(clips, shared_media, tmp_path):
     """The head takes no tasks; the only worker runs where the clips folder is an empty tmpfs.
     Every source is shipped once through Ray's object store, analysis and render run on that
-    worker, and the MP4 is the one a run on this machine makes, frame for frame."""
+    worker, and the MP4 is the one a run on this machine makes, frame for frame. The node keeps
+    its copies under its MONTAGE_SHIPPED_KEEP_GB: a copy unused for a day goes, fresh ones stay."""
     why = _can_hide_folders()
     if why:
         pytest.skip(why)
@@ -251,15 +285,19 @@ def test_a_worker_that_cannot_see_the_sources_gets_them_through_the_object_store
     copies = [shipped_copy(fingerprint(p), ".mp4") for p in clips]     # where the worker keeps what it got
     for copy in copies:
         copy.unlink(missing_ok=True)
+    stale = shipped_copy("0" * 32, ".mp4")                 # an earlier run's copy, unused for a day
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"\0" * 10_000)
+    os.utime(stale, (time.time() - 86400, time.time() - 86400))
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
-    blind = _join_blind_node(c.address, [folder])
+    blind = _join_blind_node(c.address, [folder], {"MONTAGE_SHIPPED_KEEP_GB": "0.000001"})
     try:
         _wait_for_nodes(c.address, 2)
         common = dict(clips=folder, music=shared_media / "vibe_ace.ogg", duration=10.0, resolution="360p")
         local = run(Settings(out=tmp_path / "local", cache_dir=tmp_path / "cache-local", **common), progress=False)
         remote = run(Settings(out=tmp_path / "ray", cache_dir=tmp_path / "cache-ray", ray_address=c.address, **common),
                      progress=False)
-        assert all(copy.is_file() for copy in copies)
+        assert all(copy.is_file() for copy in copies) and not stale.exists()
         # a later run (nothing cached here) finds the copies on the node: nothing is shipped again
         again = run(Settings(out=tmp_path / "again", cache_dir=tmp_path / "cache-again", ray_address=c.address,
                              **common), progress=False)
@@ -267,7 +305,7 @@ def test_a_worker_that_cannot_see_the_sources_gets_them_through_the_object_store
         os.killpg(blind.pid, 15)
         blind.wait(timeout=60)
         c.shutdown()
-        for copy in copies:
+        for copy in [*copies, stale]:
             copy.unlink(missing_ok=True)
     print("\n" + "\n".join(remote.notes + again.notes))
     assert again.placement["analysis"].items == remote.placement["analysis"].items
@@ -360,3 +398,18 @@ def test_a_task_that_keeps_failing_names_its_cause_and_runs_here(cluster):
     assert [(o.result, o.node) for o in outcomes] == [(os.getpid(), "local")]
     assert len(notes) == 1 and "clip7.mov: cannot be decoded on this worker" in notes[0] and "ran it here" in notes[0]
     assert executor.use["probe"].ran_here == 1
+
+
+@pytest.mark.parametrize("value, keep", [("", 50 * 10**9), ("2.5", 2_500_000_000), ("0", 0),
+                                         ("lots", None), ("-1", None), ("nan", None), ("inf", None)])
+def test_a_nodes_shipped_copies_size_is_its_setting_or_one_line_naming_it(monkeypatch, value, keep):
+    """A bad MONTAGE_SHIPPED_KEEP_GB on a node fails that node's tasks naming the setting: the
+    run says so and runs them here (test_a_task_that_keeps_failing_names_its_cause_and_runs_here)."""
+    from montage_ai.execute.ray_driver import shipped_keep_bytes
+
+    monkeypatch.setenv("MONTAGE_SHIPPED_KEEP_GB", value)
+    if keep is None:
+        with pytest.raises(ValueError, match=f"MONTAGE_SHIPPED_KEEP_GB='{value}' on this node"):
+            shipped_keep_bytes()
+    else:
+        assert shipped_keep_bytes() == keep

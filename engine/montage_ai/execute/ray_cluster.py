@@ -142,25 +142,47 @@ class RayExecutor:
         self._log.close()
 
 
-def reachable(address: str) -> None:
-    """A host:port address must accept a TCP connection within PREFLIGHT_TIMEOUT_S: Ray's own
-    client waits minutes for a cluster that is not there, logging from C++ as it waits."""
-    if address == "auto" or "://" in address:
-        return
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+CLIENT_SCHEME = "ray://"            # Ray Client: the driver joins through the head's client server
+
+
+def host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of a host:port or ray://host:port address; None for `auto`. Raises
+    MontageError naming the address when it is neither."""
+    if address == "auto":
+        return None
+    rest = address[len(CLIENT_SCHEME):] if address.startswith(CLIENT_SCHEME) else address
+    host, sep, port = rest.rpartition(":")
+    if not sep or "/" in rest or not port.isdigit() or not 0 < int(port) < 65536:
         raise MontageError(f"RAY_ADDRESS {address}: not host:port, auto, or ray://host:port")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def answers(host: str, port: int, timeout_s: float) -> str:
+    """"" when a TCP connection to host:port opens within timeout_s, else why not."""
     try:
-        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=PREFLIGHT_TIMEOUT_S).close()
+        socket.create_connection((host, port), timeout=timeout_s).close()
+        return ""
     except OSError as exc:
-        raise MontageError(f"RAY_ADDRESS {address}: no Ray cluster answers there "
-                           f"({exc.strerror or type(exc).__name__})") from exc
+        return exc.strerror or type(exc).__name__
 
 
-def our_packages() -> list:
+def reachable(address: str) -> None:
+    """A host:port or ray:// address must accept a TCP connection within PREFLIGHT_TIMEOUT_S:
+    Ray's own client waits minutes for a cluster that is not there, logging from C++ as it waits."""
+    target = host_port(address)
+    if target is None:
+        return
+    why = answers(*target, PREFLIGHT_TIMEOUT_S)
+    if why:
+        raise MontageError(f"RAY_ADDRESS {address}: no Ray cluster answers there ({why})")
+
+
+def our_packages() -> list[str]:
     """This engine's own packages, shipped to every worker with the tasks (Ray's py_modules),
-    so workers run the code the driver runs; their dependencies must be installed on each node."""
+    so workers run the code the driver runs; their dependencies must be installed on each node.
+    Folders, not module objects: Ray Client sends the runtime environment to the cluster
+    pickled, and uploads the folders from here."""
     import montage_ai
     import montage_otio
 
-    return [montage_ai, montage_otio]
+    return [os.path.dirname(m.__file__) for m in (montage_ai, montage_otio)]

@@ -18,7 +18,8 @@ content fingerprint (a shared folder), or already in its folder of shipped files
 task or run brought it). When one is neither, the task answers `Missing` and the file
 goes to Ray's object store once per run (in SHIP_BLOCK pieces, so neither side holds it whole
 in memory); the worker writes it to its own folder of shipped files, named by fingerprint, and
-runs the item on that copy.
+runs the item on that copy. That folder is kept under MONTAGE_SHIPPED_KEEP_GB (set on the node),
+the copies used longest ago removed first, none used in the last SHIPPED_IN_USE_S.
 
 Messages to the engine: ("ready", where) or ("error", text) after ("init", address); for each
 ("map", task, items): ("outcome", index, result, node, seconds), ("failed", index, why),
@@ -28,7 +29,6 @@ Messages to the engine: ("ready", where) or ("error", text) after ("init", addre
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -39,12 +39,16 @@ from pathlib import Path
 from typing import Any
 
 from . import Task
+from .ray_cluster import CLIENT_SCHEME, answers, host_port, our_packages
 from .wire import Reader, send
 
 MAX_RETRIES = 3
 SHIP_BLOCK = 64 * 1024 * 1024      # bytes per object-store piece of a shipped file
 SHIP_BYTES_PER_S = 20e6            # the slowest transfer the time bound allows for (a 1 GB file: 50 s more)
 SHIPPED_DIR = "montage-ai-shipped"  # under the worker's temporary folder
+SHIPPED_KEEP_ENV = "MONTAGE_SHIPPED_KEEP_GB"   # on a node: how much of its shipped copies it keeps
+SHIPPED_KEEP_GB = 50.0
+SHIPPED_IN_USE_S = 6 * 3600.0      # a copy used this recently is never trimmed: a task may be reading it
 WAIT_SLICE_S = 5.0                 # how often the driver checks the head answers and tells the engine it lives
 HEAD_CHECK_TIMEOUT_S = 3.0
 
@@ -70,6 +74,7 @@ def run_remote(task: Task, item: Any, files: dict[Path, str], shipped: dict[Path
     """On the worker: fetch what was shipped, check the rest is visible, run the item."""
     import ray
 
+    from ..cache_trim import mark_used
     from ..media.fingerprint import same_file
 
     moved: dict[Path, Path] = {}
@@ -79,6 +84,7 @@ def run_remote(task: Task, item: Any, files: dict[Path, str], shipped: dict[Path
             continue
         copy = shipped_copy(fp, p.suffix)         # shipped to this node by an earlier task or run
         if same_file(copy, fp):
+            mark_used(copy)
             moved[p] = copy
         else:
             missing.append(p)
@@ -106,16 +112,33 @@ def _materialize(fp: str, suffix: str, refs: list) -> Path:
     import ray
 
     from ..atomic import atomic_path
+    from ..cache_trim import mark_used, trim_to
     from ..media.fingerprint import same_file
 
+    keep = shipped_keep_bytes()
     path = shipped_copy(fp, suffix)
     path.parent.mkdir(parents=True, exist_ok=True)
     if same_file(path, fp):
+        mark_used(path)
         return path
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         for ref in refs:
             f.write(ray.get(ref))
+    trim_to(path.parent, keep, SHIPPED_IN_USE_S)
     return path
+
+
+def shipped_keep_bytes() -> int:
+    """The node's MONTAGE_SHIPPED_KEEP_GB (set where `ray start` runs), else SHIPPED_KEEP_GB.
+    A bad value fails the task with its name: the run says so and runs the item here."""
+    text = os.environ.get(SHIPPED_KEEP_ENV, "").strip()
+    try:
+        gb = float(text) if text else SHIPPED_KEEP_GB
+    except ValueError:
+        gb = -1.0
+    if not 0 <= gb < float("inf"):
+        raise ValueError(f"{SHIPPED_KEEP_ENV}={text!r} on this node: not a size in GB")
+    return int(gb * 1e9)
 
 
 # --------------------------------------------------------------------------- in the driver
@@ -133,8 +156,6 @@ class _Flight:
 class Driver:
     def __init__(self, address: str, emit: Callable[[Any], None]) -> None:
         import ray
-
-        from .ray_cluster import our_packages
 
         self.ray, self.emit = ray, emit
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, logging_level="ERROR",
@@ -203,9 +224,9 @@ class Driver:
                 ready, _ = ray.wait(list(flights), num_returns=1, timeout=wait_s)
                 if not ready:
                     emit(("alive",))
-                    silent = 0 if _answers(self.head) else silent + 1
+                    silent = 0 if not answers(*self.head, HEAD_CHECK_TIMEOUT_S) else silent + 1
                     if silent >= 2:
-                        raise ConnectionError(f"the head {self.head} stopped answering")
+                        raise ConnectionError(f"the head {self.head[0]}:{self.head[1]} stopped answering")
                     now = time.monotonic()
                     for ref, f in list(flights.items()):
                         if f.deadline <= now:
@@ -270,21 +291,15 @@ def _travel_by_value(task: Task) -> None:
             cloudpickle.register_pickle_by_value(module)
 
 
-def _head_address(ray: Any, address: str) -> str:
-    """host:port of the cluster's GCS, to check it still answers."""
-    try:
-        return ray.get_runtime_context().gcs_address
-    except Exception:   # older Ray: the address given (not "auto")
-        return address
-
-
-def _answers(address: str) -> bool:
-    host, _, port = address.rpartition(":")
-    try:
-        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=HEAD_CHECK_TIMEOUT_S).close()
-        return True
-    except (OSError, ValueError):
-        return False
+def _head_address(ray: Any, address: str) -> tuple[str, int]:
+    """host and port to check the cluster still answers: the client server for a ray:// address
+    (the cluster's own GCS address is inside its network), else the cluster's GCS."""
+    if not address.startswith(CLIENT_SCHEME):
+        try:
+            address = ray.get_runtime_context().gcs_address
+        except Exception:   # older Ray: the address given (not "auto")
+            pass
+    return host_port(address) or ("127.0.0.1", 6379)
 
 
 def short(exc: BaseException) -> str:
