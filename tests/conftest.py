@@ -29,6 +29,19 @@ def ncnn():
     return status
 
 
+@pytest.fixture(scope="session")
+def real_low(shared_media, tmp_path_factory) -> Path:
+    """Real footage at low resolution, for the upscalers: 1 s of Sintel at 160x90 with its sound."""
+    import subprocess
+
+    from montage_ai.media.ffmpeg import ffmpeg_path
+
+    out = tmp_path_factory.mktemp("real-low") / "sintel_160.mp4"
+    subprocess.run([ffmpeg_path(), "-loglevel", "error", "-y", "-i", str(shared_media / "sintel_2s.mp4"), "-t", "1",
+                    "-vf", "scale=160:90", "-c:v", "libx264", "-crf", "18", "-c:a", "aac", str(out)], check=True)
+    return out
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets the engine cache in a temp folder, never the user's ~/.cache."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +19,10 @@ import ray_tasks
 
 from media_tools import decode_frames
 from montage_ai.execute.local import LocalExecutor
-from montage_ai.media.ffmpeg import ffmpeg_path
 from montage_ai.timeline.model import Piece, RenderSettings, RenderSpec, SourceSpan
 from montage_ai.upscale import UpscaleOptions, chain_line, gpu_task, plan_upscale, upscale_spec
-from montage_ai.upscale.apply import probe_geoms
+from montage_ai.upscale import apply
+from montage_ai.upscale.apply import probe_geoms, ray_parts
 from montage_ai.upscale.local import NcnnStatus, upscale_ncnn
 
 # Ray's switch for loopback-only clusters, read when ray is imported: every node, the GCS and the
@@ -55,15 +54,6 @@ def gpu_node(cluster):
     return node
 
 
-@pytest.fixture(scope="module")
-def real_low(shared_media, tmp_path_factory) -> Path:
-    """Real footage at low resolution: 1 s of Sintel at 160x90 with its sound (as test_upscale)."""
-    out = tmp_path_factory.mktemp("ray-real-low") / "sintel_160.mp4"
-    subprocess.run([ffmpeg_path(), "-loglevel", "error", "-y", "-i", str(shared_media / "sintel_2s.mp4"), "-t", "1",
-                    "-vf", "scale=160:90", "-c:v", "libx264", "-crf", "18", "-c:a", "aac", str(out)], check=True)
-    return out
-
-
 def _spec(source: Path) -> RenderSpec:
     """Two cuts of three frames each, far enough apart to be two ranges (7 source frames each,
     margins included), upscaled x2 to 320x180."""
@@ -77,15 +67,21 @@ def _executor(cluster, notes: list[str]) -> RayExecutor:
     return RayExecutor(cluster.address, notes, LocalExecutor(1))
 
 
-@pytest.mark.real_media
-def test_a_cluster_without_gpu_passes_the_ranges_on_and_says_why(cluster, real_low, ncnn, tmp_path):
+def _upscale_on(cluster, spec: RenderSpec, cache: Path):
+    """upscale_spec through the cluster: (the report, the executor's notes, the closed executor)."""
     notes: list[str] = []
     executor = _executor(cluster, notes)
     try:
-        _, report = upscale_spec(_spec(real_low), UpscaleOptions(enabled=True), tmp_path / "cache", executor=executor)
+        _, report = upscale_spec(spec, UpscaleOptions(enabled=True), cache, executor=executor)
     finally:
         executor.close()
     print("\n" + "\n".join(report.summary_lines() + notes))
+    return report, notes, executor
+
+
+@pytest.mark.real_media
+def test_a_cluster_without_gpu_passes_the_ranges_on_and_says_why(cluster, real_low, ncnn, tmp_path):
+    report, notes, executor = _upscale_on(cluster, _spec(real_low), tmp_path / "cache")
     assert [e.backend for e in report.entries] == ["ncnn", "ncnn"]
     assert report.fallbacks == ["Ray GPU passed over for 2 range(s): the Ray cluster has no GPU"]
     assert "upscale fallback: Ray GPU passed over for 2 range(s): the Ray cluster has no GPU" in report.summary_lines()
@@ -102,6 +98,7 @@ def test_doctor_names_the_chain_in_order(cluster, tmp_path):
     assert chain_line(False, cluster.address) in screen.splitlines()
     for address, state in ((cluster.address, f"RAY_ADDRESS {cluster.address} answers"),
                            ("127.0.0.1:1", "RAY_ADDRESS 127.0.0.1:1: no Ray cluster answers there"),
+                           ("ray://127.0.0.1:1", "RAY_ADDRESS ray://127.0.0.1:1: no Ray cluster answers there"),
                            ("", "off: --ray or RAY_ADDRESS")):
         line = chain_line(False, address)
         print("\n" + line)
@@ -141,13 +138,8 @@ def _local_ncnn_frames(spec: RenderSpec, folder: Path) -> dict[float, list[np.nd
 
 @pytest.mark.real_media
 def test_gpu_workers_make_the_ranges_local_ncnn_makes(cluster, gpu_node, real_low, ncnn, tmp_path):
-    spec, notes = _spec(real_low), []
-    executor = _executor(cluster, notes)
-    try:
-        _, report = upscale_spec(spec, UpscaleOptions(enabled=True), tmp_path / "cache", executor=executor)
-    finally:
-        executor.close()
-    print("\n" + "\n".join(report.summary_lines() + notes))
+    spec = _spec(real_low)
+    report, notes, executor = _upscale_on(cluster, spec, tmp_path / "cache")
     assert [e.backend for e in report.entries] == ["ray", "ray"] and not report.fallbacks
     assert executor.use["upscale"].items == {gpu_node.node_id: 2}
     local = _local_ncnn_frames(spec, tmp_path)
@@ -158,6 +150,43 @@ def test_gpu_workers_make_the_ranges_local_ncnn_makes(cluster, gpu_node, real_lo
         assert all(np.array_equal(a, b) for a, b in zip(there, here))          # bit-exact across processes
     assert any(line.startswith("upscale sintel_160.mp4") and ": ray in " in line and gpu_node.node_id in line
                for line in report.summary_lines())
+
+
+def test_a_range_is_cut_into_parts_by_the_size_of_its_result():
+    job = plan_upscale(_spec(Path("/m.mp4")), {Path("/m.mp4"): _geom160()}).jobs[0]
+    assert (job.frames, job.out_width, job.out_height) == (7, 320, 180)
+    for per, sizes in ((3, [3, 3, 1]), (7, [7]), (100, [7]), (1, [1] * 7)):
+        parts = ray_parts(job, per * 320 * 180 * 4)
+        assert [p.frames for p in parts] == sizes
+        assert [p.start_frame for p in parts] == [job.start_frame + sum(sizes[:i]) for i in range(len(sizes))]
+        assert parts[-1].end_frame == job.end_frame
+        assert all(p.model_copy(update={"start_frame": job.start_frame, "end_frame": job.end_frame}) == job
+                   for p in parts)                       # the same source, crop, scale and model
+    assert len(ray_parts(job)) == 1                       # 7 small frames: far below RAY_PART_BYTES
+
+
+def _geom160():
+    from montage_ai.upscale.ranges import SourceGeom
+
+    return SourceGeom(path=Path("/m.mp4"), width=160, height=90, fps_num=24, duration_s=1.0)
+
+
+@pytest.mark.real_media
+def test_ranges_in_parts_join_to_the_frames_local_ncnn_makes(cluster, gpu_node, real_low, ncnn, tmp_path,
+                                                             monkeypatch):
+    """Parts of 3 frames (a long 4K range's would be of ~8): six tasks for two 7-frame ranges,
+    joined here to the frames of the whole ranges."""
+    monkeypatch.setattr(apply, "RAY_PART_BYTES", 3 * 320 * 180 * 4)
+    spec = _spec(real_low)
+    report, notes, executor = _upscale_on(cluster, spec, tmp_path / "cache")
+    assert [e.backend for e in report.entries] == ["ray", "ray"] and not report.fallbacks
+    assert executor.use["upscale"].items == {gpu_node.node_id: 6}
+    local = _local_ncnn_frames(spec, tmp_path)
+    for entry in report.entries:
+        there, here = decode_frames(entry.output), local[entry.start_s]
+        assert len(there) == len(here) == entry.frames == 7
+        assert all(np.array_equal(a, b) for a, b in zip(there, here))
+    assert not list((tmp_path / "cache").glob("work*"))      # the parts are gone
 
 
 @pytest.mark.real_media
@@ -211,13 +240,7 @@ def test_a_gpu_task_past_its_bound_is_cancelled_and_the_range_goes_on(cluster, g
     ncnn, next in the chain, makes both ranges."""
     # a function of tests/ray_tasks.py: the engine's Ray driver sends it to the workers by value
     monkeypatch.setattr(gpu_task, "UPSCALE_GPU", dataclasses.replace(gpu_task.UPSCALE_GPU, timeout_s=ray_tasks.one_second))
-    notes: list[str] = []
-    executor = _executor(cluster, notes)
-    try:
-        _, report = upscale_spec(_spec(real_low), UpscaleOptions(enabled=True), tmp_path / "cache", executor=executor)
-    finally:
-        executor.close()
-    print("\n" + "\n".join(report.summary_lines() + notes))
+    report, notes, executor = _upscale_on(cluster, _spec(real_low), tmp_path / "cache")
     assert [e.backend for e in report.entries] == ["ncnn", "ncnn"]
     assert report.fallbacks == ["Ray GPU passed over for 2 range(s): a task ran past 1 s on the Ray cluster "
                                 "and was cancelled"]

@@ -211,15 +211,6 @@ def test_ncnn_is_sharper_than_lanczos_on_real_frames(ncnn, shared_media, tmp_pat
     assert min(v[1] for (_, tag), v in scores.items() if tag == "ncnn") > 28      # the same picture
 
 
-@pytest.fixture(scope="module")
-def real_low(shared_media, tmp_path_factory) -> Path:
-    """Real footage at low resolution: 1 s of Sintel at 160x90 with its sound."""
-    out = tmp_path_factory.mktemp("real-low") / "sintel_160.mp4"
-    subprocess.run([ffmpeg_path(), "-loglevel", "error", "-y", "-i", str(shared_media / "sintel_2s.mp4"), "-t", "1",
-                    "-vf", "scale=160:90", "-c:v", "libx264", "-crf", "18", "-c:a", "aac", str(out)], check=True)
-    return out
-
-
 @pytest.mark.real_media
 def test_local_ncnn_upscales_a_real_clip_and_the_cache_reuses_it(ncnn, real_low, tmp_path):
     spec = _spec(_settings(320, 180, fps=24), [_clip(real_low, 0.25, 0, 6)])
@@ -362,3 +353,53 @@ def test_ncnn_child_is_bounded(counters, tmp_path, monkeypatch):
         upscale_ncnn(job, tmp_path / "out.mkv", timeout_s=0.05)
     assert time.monotonic() - started < 3
     assert not (tmp_path / "out.mkv").exists()
+
+
+@pytest.mark.real_media
+def test_the_colab_script_runs_on_a_worker_with_its_engines_and_lines(real_low, tmp_path):
+    """A Ray GPU worker with PyTorch runs the Colab script's torch engine in a child process
+    (gpu_task.upscale_by_script). Its packaging, manifest, lines and checks are run here with
+    the script's ffmpeg engine (no CUDA on this machine): the range's frames come back at the
+    output size, the picture the Lanczos fallback makes from the same source frames."""
+    from montage_ai.upscale.gpu_task import upscale_by_script
+
+    job = UpscaleJob(source=real_low, start_frame=3, end_frame=15, fps_num=25,
+                     crop=CropBox(x=8, y=0, w=144, h=90), scale=2, model="realesr-animevideov3")
+    (tmp_path / "w").mkdir()
+    out, said = upscale_by_script(job, tmp_path / "w", "lanczos", timeout_s=120)
+    assert said.engine == "lanczos" and list(said.parts) == [f"{job.key()[:16]}-p0"]
+    upscale_lanczos(job, tmp_path / "fallback.mkv")
+    there, here = _frames(out), _frames(tmp_path / "fallback.mkv")
+    assert [f.shape for f in there] == [(180, 288, 3)] * 12 == [f.shape for f in here]
+    assert min(_psnr(a, b) for a, b in zip(there, here)) > 30
+
+
+def test_a_worker_without_pytorch_says_so_in_one_line(real_low, tmp_path):
+    """The torch engine where torch is not installed: the script's own error, not a traceback."""
+    from montage_ai.upscale.gpu_task import upscale_by_script
+
+    if importlib.util.find_spec("torch") is not None:
+        pytest.skip("PyTorch is installed here")
+    job = UpscaleJob(source=real_low, start_frame=0, end_frame=4, fps_num=25, crop=CropBox(x=0, y=0, w=160, h=90),
+                     scale=2, model="realesr-animevideov3")
+    (tmp_path / "w").mkdir()
+    with pytest.raises(UpscaleError, match=r"Real-ESRGAN \(torch\) failed: ModuleNotFoundError: No module named 'torch'"):
+        upscale_by_script(job, tmp_path / "w", "torch", timeout_s=120)
+
+
+@pytest.mark.real_media
+def test_a_worker_whose_pytorch_fails_uses_ncnn_and_says_why(ncnn, real_low, tmp_path, monkeypatch):
+    """torch and realesrgan look installed but cannot run: ncnn makes the range, and the report's
+    device line says why PyTorch did not."""
+    from montage_ai.upscale import gpu_task
+
+    if importlib.util.find_spec("torch") is not None:
+        pytest.skip("PyTorch is installed here")
+    monkeypatch.setattr(gpu_task, "torch_installed", lambda: True)
+    job = UpscaleJob(source=real_low, start_frame=0, end_frame=3, fps_num=25, crop=CropBox(x=0, y=0, w=160, h=90),
+                     scale=2, model="realesr-animevideov3")
+    got = gpu_task.upscale_on_worker(job)
+    assert isinstance(got, gpu_task.RayUpscaled), got
+    assert got.engine == "ncnn" and "PyTorch failed" in got.device and "No module named 'torch'" in got.device
+    (tmp_path / "v.mkv").write_bytes(got.video)
+    assert [f.shape for f in _frames(tmp_path / "v.mkv")] == [(180, 320, 3)] * 3

