@@ -10,8 +10,8 @@ The run uses a fresh analysis and render cache, so every stage does its full wor
 
 --ray: real footage (the clips in ../shared/media, looped and scaled to 720p25, 30 s each), analysed,
 and a cut of it rendered, here (1 and 2 CPUs) and on a Ray cluster started on this machine with
-Ray's own test cluster (a head that runs no tasks, and 1 or 2 worker nodes of one CPU): throughput
-per configuration, and the time to join the cluster.
+Ray's own test cluster (a head that runs no tasks, and 1 or 2 worker nodes of one CPU; with 2, also
+through Ray Client, ray://): throughput per configuration, and the time to join the cluster.
 """
 
 from __future__ import annotations
@@ -99,9 +99,18 @@ def _bench_spec(media, seconds: float):
                       pieces=pieces, audio=[])
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def bench_ray(n_clips: int, cut_s: float) -> None:
     """Clip analysis and render throughput: here with 1 and 2 CPUs, on Ray with 1 and 2
-    worker nodes of one CPU each (a head that runs no tasks), all on this machine."""
+    worker nodes of one CPU each (a head that runs no tasks), and with 2 through Ray Client
+    (ray://, as from outside the cluster), all on this machine."""
     import os
 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")     # every address on loopback
@@ -144,23 +153,30 @@ def bench_ray(n_clips: int, cut_s: float) -> None:
         del os.environ[TASK_CPUS_ENV]
         timed("here, 2 CPUs", LocalExecutor(2), 2)
         for nodes in (1, 2):
-            cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+            port = _free_port()
+            cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False,
+                                                                    "ray_client_server_port": port})
             for _ in range(nodes):
                 cluster.add_node(num_cpus=1)
             cluster.wait_for_nodes()
-            t = time.perf_counter()
-            ex = RayExecutor(cluster.address, [], LocalExecutor(1))
+            ways = [("Ray", cluster.address)] + [("Ray Client", f"ray://127.0.0.1:{port}")] * (nodes == 2)
             try:
-                timed(f"Ray, {nodes} worker node{'s' if nodes > 1 else ''} (1 CPU each)", ex, 1, time.perf_counter() - t)
+                for way, address in ways:
+                    t = time.perf_counter()
+                    ex = RayExecutor(address, [], LocalExecutor(1))
+                    try:
+                        timed(f"{way}, {nodes} worker node{'s' if nodes > 1 else ''} (1 CPU each)", ex, 1,
+                              time.perf_counter() - t)
+                    finally:
+                        ex.close()
             finally:
-                ex.close()
                 cluster.shutdown()
     frames = spec.total_frames
     print(f"\n{len(media)} real clips, {footage_s:.0f} s of 720p25 footage; a {cut_s:.0f} s cut of them at 720p25 "
           f"({len(plan_chunks(spec))} chunks). Each Ray task, and the 1-CPU row here, uses one core.")
-    print(f"{'where':36s} {'join s':>7s} {'analysis s':>11s} {'footage s/s':>12s} {'render s':>9s} {'frames/s':>9s}")
+    print(f"{'where':43s} {'join s':>7s} {'analysis s':>11s} {'footage s/s':>12s} {'render s':>9s} {'frames/s':>9s}")
     for name, start_s, a_s, r_s in rows:
-        print(f"{name:36s} {start_s:7.1f} {a_s:11.1f} {footage_s / a_s:12.1f} {r_s:9.1f} {frames / r_s:9.1f}")
+        print(f"{name:43s} {start_s:7.1f} {a_s:11.1f} {footage_s / a_s:12.1f} {r_s:9.1f} {frames / r_s:9.1f}")
     print(f"\nanalysis of 2 of them at 2160p25, H.264 60 Mbit/s (a camera's 4K), here on 1 CPU: "
           f"{big_rate:.2f} s of footage per s; a 30 s cut of them rendered at 1080p25 on 1 CPU: "
           f"{big_render:.1f} frames per s")

@@ -383,6 +383,14 @@ def test_a_run_on_ray_stopped_leaves_nothing_behind(cluster, clips, shared_media
     rerun = subprocess.run(argv, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert (out / "montage.mp4").is_file() and temp_files(out, cache) == []
+    # the JSON events cover the cluster's work: the clip and render bars reach their totals, and
+    # the summary says the render ran on the cluster
+    events = [json.loads(line) for line in rerun.stdout.splitlines()]
+    for stage in ("clips", "render"):
+        bars = [e for e in events if e["event"] == "progress" and e["stage"] == stage]
+        assert bars and bars[-1]["done"] == bars[-1]["total"] > 0, stage
+    placed = next(e for e in events if e["event"] == "done")["summary"]["placement"]
+    assert placed["render"]["items"] and "local" not in placed["render"]["items"]
 
 
 def test_a_task_that_keeps_failing_names_its_cause_and_runs_here(cluster):
