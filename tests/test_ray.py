@@ -271,7 +271,9 @@ def test_a_worker_that_cannot_see_the_sources_gets_them_through_the_object_store
     """The head takes no tasks; the only worker runs where the clips folder is an empty tmpfs.
     Every source is shipped once through Ray's object store, analysis and render run on that
     worker, and the MP4 is the one a run on this machine makes, frame for frame. The node keeps
-    its copies under its MONTAGE_SHIPPED_KEEP_GB: a copy unused for a day goes, fresh ones stay."""
+    its copies under its MONTAGE_SHIPPED_KEEP_GB: a copy unused for a day goes, fresh ones stay.
+    Through Ray Client (ray://), with the copies gone, the sources travel through the client
+    connection and the MP4 is the same again."""
     why = _can_hide_folders()
     if why:
         pytest.skip(why)
@@ -289,7 +291,9 @@ def test_a_worker_that_cannot_see_the_sources_gets_them_through_the_object_store
     stale.parent.mkdir(parents=True, exist_ok=True)
     stale.write_bytes(b"\0" * 10_000)
     os.utime(stale, (time.time() - 86400, time.time() - 86400))
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    port = _free_port()
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False,
+                                                      "ray_client_server_port": port})
     blind = _join_blind_node(c.address, [folder], {"MONTAGE_SHIPPED_KEEP_GB": "0.000001"})
     try:
         _wait_for_nodes(c.address, 2)
@@ -301,13 +305,17 @@ def test_a_worker_that_cannot_see_the_sources_gets_them_through_the_object_store
         # a later run (nothing cached here) finds the copies on the node: nothing is shipped again
         again = run(Settings(out=tmp_path / "again", cache_dir=tmp_path / "cache-again", ray_address=c.address,
                              **common), progress=False)
+        for copy in copies:
+            copy.unlink()
+        client = run(Settings(out=tmp_path / "client", cache_dir=tmp_path / "cache-client",
+                              ray_address=f"ray://127.0.0.1:{port}", **common), progress=False)
     finally:
         os.killpg(blind.pid, 15)
         blind.wait(timeout=60)
         c.shutdown()
         for copy in [*copies, stale]:
             copy.unlink(missing_ok=True)
-    print("\n" + "\n".join(remote.notes + again.notes))
+    print("\n" + "\n".join(remote.notes + again.notes + client.notes))
     assert again.placement["analysis"].items == remote.placement["analysis"].items
     assert again.placement["analysis"].shipped_bytes == 0 and again.cache_hits == 0
     lines = [n for n in remote.notes if n.startswith(("analysis:", "render:"))]
@@ -315,8 +323,12 @@ def test_a_worker_that_cannot_see_the_sources_gets_them_through_the_object_store
     shipped = sum(p.stat().st_size for p in clips)
     assert f"{shipped / 1e6:.1f} MB of sources shipped" in lines[0]     # each source once, in the analysis
     assert "shipped" not in lines[1]                                    # the render reuses them
-    a, b = decode_frames(local.video), decode_frames(remote.video)
-    assert len(a) == len(b) > 0 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert client.placement["analysis"].shipped_bytes == shipped
+    assert client.placement["analysis"].items == remote.placement["analysis"].items
+    a = decode_frames(local.video)
+    for other in (remote, client):
+        b = decode_frames(other.video)
+        assert len(a) == len(b) > 0 and all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
 def _drivers() -> list[str]:
