@@ -137,11 +137,17 @@ def _local_ncnn_frames(spec: RenderSpec, folder: Path) -> dict[float, list[np.nd
 
 
 @pytest.mark.real_media
-def test_gpu_workers_make_the_ranges_local_ncnn_makes(cluster, gpu_node, real_low, ncnn, tmp_path):
+@pytest.mark.parametrize("part_frames, tasks", [(None, 2), (3, 6)])
+def test_gpu_workers_make_the_ranges_local_ncnn_makes(cluster, gpu_node, real_low, ncnn, tmp_path, monkeypatch,
+                                                      part_frames, tasks):
+    """Two 7-frame ranges, whole (two tasks) or in parts of 3 frames (six tasks, as a long 4K
+    range goes in parts of ~8), are the very frames local ncnn makes for them."""
+    if part_frames:
+        monkeypatch.setattr(apply, "RAY_PART_BYTES", part_frames * 320 * 180 * 4)
     spec = _spec(real_low)
     report, notes, executor = _upscale_on(cluster, spec, tmp_path / "cache")
     assert [e.backend for e in report.entries] == ["ray", "ray"] and not report.fallbacks
-    assert executor.use["upscale"].items == {gpu_node.node_id: 2}
+    assert executor.use["upscale"].items == {gpu_node.node_id: tasks}
     local = _local_ncnn_frames(spec, tmp_path)
     for entry in report.entries:
         assert entry.notes == [f"Real-ESRGAN ncnn on Ray node {gpu_node.node_id}: {ncnn.reason}"]
@@ -150,6 +156,7 @@ def test_gpu_workers_make_the_ranges_local_ncnn_makes(cluster, gpu_node, real_lo
         assert all(np.array_equal(a, b) for a, b in zip(there, here))          # bit-exact across processes
     assert any(line.startswith("upscale sintel_160.mp4") and ": ray in " in line and gpu_node.node_id in line
                for line in report.summary_lines())
+    assert not list((tmp_path / "cache").glob("work*"))                        # the parts are gone
 
 
 def test_a_range_is_cut_into_parts_by_the_size_of_its_result():
@@ -169,24 +176,6 @@ def _geom160():
     from montage_ai.upscale.ranges import SourceGeom
 
     return SourceGeom(path=Path("/m.mp4"), width=160, height=90, fps_num=24, duration_s=1.0)
-
-
-@pytest.mark.real_media
-def test_ranges_in_parts_join_to_the_frames_local_ncnn_makes(cluster, gpu_node, real_low, ncnn, tmp_path,
-                                                             monkeypatch):
-    """Parts of 3 frames (a long 4K range's would be of ~8): six tasks for two 7-frame ranges,
-    joined here to the frames of the whole ranges."""
-    monkeypatch.setattr(apply, "RAY_PART_BYTES", 3 * 320 * 180 * 4)
-    spec = _spec(real_low)
-    report, notes, executor = _upscale_on(cluster, spec, tmp_path / "cache")
-    assert [e.backend for e in report.entries] == ["ray", "ray"] and not report.fallbacks
-    assert executor.use["upscale"].items == {gpu_node.node_id: 6}
-    local = _local_ncnn_frames(spec, tmp_path)
-    for entry in report.entries:
-        there, here = decode_frames(entry.output), local[entry.start_s]
-        assert len(there) == len(here) == entry.frames == 7
-        assert all(np.array_equal(a, b) for a, b in zip(there, here))
-    assert not list((tmp_path / "cache").glob("work*"))      # the parts are gone
 
 
 @pytest.mark.real_media
