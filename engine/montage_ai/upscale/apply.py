@@ -259,9 +259,10 @@ def ray_parts(job: UpscaleJob, part_bytes: int | None = None) -> list[UpscaleJob
 
 
 class _RayJob:
-    """A job's parts coming back from the cluster, in any order."""
+    """A job's parts, and their results coming back from the cluster in any order."""
 
     def __init__(self, parts: list[UpscaleJob]) -> None:
+        self.parts = parts
         self.files: list[Path | None] = [None] * len(parts)
         self.notes: list[str] = []
         self.seconds = 0.0
@@ -278,9 +279,8 @@ def _run_ray(executor: Executor, jobs: list[UpscaleJob], options: UpscaleOptions
     each was passed over."""
     from .gpu_task import UPSCALE_GPU
 
-    split = {job.key(): ray_parts(job) for job in jobs}
-    items = [(job, k, part) for job in jobs for k, part in enumerate(split[job.key()])]
-    state = {job.key(): _RayJob(split[job.key()]) for job in jobs}
+    state = {job.key(): _RayJob(ray_parts(job)) for job in jobs}
+    items = [(job, k, part) for job in jobs for k, part in enumerate(state[job.key()].parts)]
     total, done = sum(j.frames for j in jobs), 0
     with scratch_dir(cache.root, "work") as work:
         for outcome in executor.map(UPSCALE_GPU, [part for _, _, part in items]):
