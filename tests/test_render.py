@@ -205,18 +205,34 @@ def test_a_killed_render_resumes_from_its_finished_chunks(media, tmp_path):
     assert got == [n for i in range(3) for n in range(5 * i, 5 * i + 50)] + [n for i in range(3) for n in range(7 * i, 7 * i + 50)]
 
 
+def _limited_range_luma(frame) -> np.ndarray:
+    """A decoded frame's luma plane as 8-bit limited-range levels, whatever its depth and range."""
+    y = frame.to_ndarray()
+    y = (y[0] if y.ndim == 3 and y.shape[0] == 3 else y[: frame.height]).astype(float)
+    if "10" in frame.format.name:
+        y /= 4
+    if frame.format.name.startswith("yuvj"):
+        y = 16 + y * 219 / 255
+    return y
+
+
 @pytest.mark.parametrize("pix_fmt", ["yuvj420p", "yuv420p10le", "yuv444p"])
 def test_full_range_ten_bit_and_444_sources_keep_their_picture(tmp_path, pix_fmt):
     """A phone's full-range clip, a 10-bit and a 4:4:4 camera file look as they decode: the
-    output is limited-range 8-bit 4:2:0 with the same colours (within rounding)."""
+    output is limited-range 8-bit 4:2:0 with the same colours (within rounding) and the same
+    brightness. Brightness is compared on the luma planes: converters' RGB paths for 4:4:4 and
+    4:2:0 differ by about one level, which would measure the converter, not the render."""
     import av
 
     src = tmp_path / f"{pix_fmt}.mp4"
-    run_ffmpeg(["-f", "lavfi", "-i", "gradients=s=320x180:d=2:r=25", "-pix_fmt", pix_fmt, "-c:v", "libx264", "-crf", "8",
-                src], what="source")
+    run_ffmpeg(["-f", "lavfi", "-i", "gradients=s=320x180:d=2:r=25:seed=7", "-pix_fmt", pix_fmt, "-c:v", "libx264",
+                "-crf", "8", src], what="source")
     out = _render(_timeline([_clip(src, 5, 10, 25)], 25), tmp_path)
     with av.open(str(src)) as c:
-        want = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)][5].astype(int)
-    got = decode_frames(out)[0].astype(int)
-    assert np.abs(want - got).mean() < 2.5
-    assert abs(want.mean() - got.mean()) < 1.5
+        source_frame = [f for f in c.decode(video=0)][5]
+    with av.open(str(out)) as c:
+        out_frame = next(c.decode(video=0))
+    assert out_frame.format.name == "yuv420p"
+    got = out_frame.to_ndarray(format="rgb24").astype(int)
+    assert np.abs(source_frame.to_ndarray(format="rgb24").astype(int) - got).mean() < 2.5
+    assert abs(_limited_range_luma(source_frame).mean() - _limited_range_luma(out_frame).mean()) < 0.5

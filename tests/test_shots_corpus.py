@@ -20,12 +20,13 @@ from montage_ai.media.ffmpeg import run_ffmpeg
 from montage_ai.media.probe import probe
 
 FPS = 25
-LAVFI_SHOTS = (  # (source, frames): moving pictures, so nothing is frozen and every frame differs
+LAVFI_SHOTS = (  # (source, frames): moving pictures, so nothing is frozen and every frame differs; seeded, so every
+    # run sees the same pictures
     ("testsrc2=s=320x180:r=25", 37),
-    ("life=s=320x180:r=25:mold=10:ratio=0.1:death_color=#C83232:life_color=#00ff00", 41),
+    ("life=s=320x180:r=25:seed=3:mold=10:ratio=0.1:death_color=#C83232:life_color=#00ff00", 41),
     ("mandelbrot=s=320x180:r=25", 44),
     ("testsrc2=s=320x180:r=25,hflip,hue=h=120", 39),
-    ("cellauto=s=320x180:r=25:rule=110,format=rgb24,colorchannelmixer=rr=0.2:gb=0.9", 43),
+    ("cellauto=s=320x180:r=25:seed=3:rule=110,format=rgb24,colorchannelmixer=rr=0.2:gb=0.9", 43),
 )
 
 

@@ -58,10 +58,11 @@ def _backgrounds(folder: Path, media: Path | None) -> list[list[np.ndarray]]:
     out = []
     sources = ([("bottle-detection.mp4", 2.0), ("car-detection.mp4", 6.0), ("one-by-one-person-detection.mp4", 20.0),
                 ("big_buck_bunny_0_30.webm", 7.0)] if media else
-               [("mandelbrot", 0), ("life", 0), ("cellauto", 0), ("zoneplate", 0)])
+               [(f"{name}=s={W}x{H}:r={RATE}{seed}", 0)  # seeded: the same pictures every run
+                for name, seed in (("mandelbrot", ""), ("life", ":seed=5"), ("cellauto", ":seed=5"), ("zoneplate", ""))])
     for k, (name, start) in enumerate(sources):
         clip = folder / f"bg{k}.mp4"
-        src = ["-ss", str(start), "-i", str(media / name)] if media else ["-f", "lavfi", "-i", f"{name}=s={W}x{H}:r={RATE}"]
+        src = ["-ss", str(start), "-i", str(media / name)] if media else ["-f", "lavfi", "-i", name]
         run_ffmpeg([*src, "-t", "4", "-vf", f"scale={W}:{H},fps={RATE}", "-an", "-c:v", "libx264", "-crf", "16",
                     "-pix_fmt", "yuv420p", str(clip)], what="background")
         out.append(decode_frames(clip, W, H))
