@@ -59,6 +59,11 @@ class CraftReport(BaseModel):
         ]
 
 
+def _overlap(first: tuple[float, float], second: tuple[float, float]) -> bool:
+    """Whether two [start, stop) spans share a moment."""
+    return first[0] < second[1] and second[0] < first[1]
+
+
 def craft_report(cuts: CutList, clips: list[ClipAnalysis], music: MusicAnalysis) -> CraftReport:
     fps = Fraction(cuts.fps_num, cuts.fps_den)
     segs = cuts.segments
@@ -70,9 +75,9 @@ def craft_report(cuts: CutList, clips: list[ClipAnalysis], music: MusicAnalysis)
         tail = segs[k + 1].transition_in_frames // 2 if k + 1 < len(segs) else 0
         windows.append((s.source, s.source_in_frame - head, s.source_in_frame + s.duration_frames + tail))
     text = {c.media.path: [(r.start_s * float(fps), r.end_s * float(fps)) for r in c.text] for c in clips}
-    with_text = sum(1 for src, a, b in windows if any(a < y and x < b for x, y in text.get(src, [])))
+    with_text = sum(1 for src, a, b in windows if any(_overlap((a, b), span) for span in text.get(src, [])))
     repeated = sum(1 for i in range(len(windows)) for j in range(i) if windows[i][0] == windows[j][0]
-                   and windows[i][1] < windows[j][2] and windows[j][1] < windows[i][2])
+                   and _overlap(windows[i][1:], windows[j][1:]))
     seen: dict[str, str] = {}
     returns = 0
     for s in segs:

@@ -201,30 +201,36 @@ def _window_means(c: _Candidate, need: int, fps: Fraction) -> np.ndarray:
     return (sums[need:] - sums[:-need]) / need
 
 
-def _has_free_window(c: _Candidate, need: int) -> bool:
-    """Whether some `need` frames of c share no frame with an earlier use of it (cheap: the
-    gaps between uses, no quality arrays)."""
-    at = c.first
+def _free_stretches(c: _Candidate) -> list[tuple[int, int]]:
+    """The [a, b) stretches of c that no earlier use of it touches, in order: the one rule that
+    "never the same moment twice" checks."""
+    stretches, at = [], c.first
     for a, b in sorted(c.used):
-        if a - at >= need:
-            return True
+        if min(a, c.stop) > at:
+            stretches.append((at, min(a, c.stop)))
         at = max(at, b)
-    return c.stop - at >= need
+    if c.stop > at:
+        stretches.append((at, c.stop))
+    return stretches
+
+
+def _has_free_window(c: _Candidate, need: int) -> bool:
+    """Whether some `need` frames of c are free (cheap: no quality arrays)."""
+    return any(b - a >= need for a, b in _free_stretches(c))
 
 
 def _free_window(c: _Candidate, need: int, fps: Fraction) -> int | None:
     """Start of the best `need`-frame window of c that shares no frame with an earlier use of
     it (never the same moment twice); None when none is left."""
-    if not _has_free_window(c, need):
+    stretches = [(a, b) for a, b in _free_stretches(c) if b - a >= need]
+    if not stretches:
         return None
     means = _window_means(c, need, fps)
-    starts = np.arange(c.first, c.first + means.size)
-    free = np.ones(means.size, dtype=bool)
-    for a, b in c.used:
-        free &= (starts + need <= a) | (starts >= b)
-    if not free.any():
-        return None
-    return int(starts[np.flatnonzero(free)[np.argmax(means[free])]])
+    free = np.zeros(means.size, dtype=bool)
+    for a, b in stretches:            # a window starting in [a, b - need] lies inside the stretch
+        free[a - c.first: b - need - c.first + 1] = True
+    starts = np.flatnonzero(free)
+    return int(c.first + starts[np.argmax(means[free])])
 
 
 def _least_reused_window(c: _Candidate, need: int, fps: Fraction) -> int:
