@@ -33,3 +33,16 @@ def fails_remotely(item: tuple[int, str]) -> int:
     if os.getpid() != maker:
         raise OSError(f"{name}: cannot be decoded on this worker")
     return os.getpid()
+
+
+def materialize_timed(item: tuple[str, str, list, float]) -> tuple[str, float, float]:
+    """Write a shipped copy from its object-store pieces, as a worker does, starting at the
+    wall-clock time `start_at` (every node of these tests shares this machine's clock)
+    -> (path, start, end)."""
+    from montage_ai.execute.ray_driver import _materialize
+
+    fp, suffix, refs, start_at = item
+    time.sleep(max(0.0, start_at - time.time()))
+    start = time.time()
+    path = _materialize(fp, suffix, refs)
+    return str(path), start, time.time()

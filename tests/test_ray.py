@@ -35,7 +35,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 
 from montage_ai.execute.ray_cluster import RayExecutor  # noqa: E402
 from montage_ai.execute.ray_driver import shipped_copy  # noqa: E402
-from montage_ai.media.fingerprint import fingerprint  # noqa: E402
+from montage_ai.media.fingerprint import fingerprint, same_file  # noqa: E402
 
 
 def _free_port() -> int:
@@ -246,12 +246,13 @@ def _can_hide_folders() -> str:
     return "" if done.returncode == 0 else f"cannot make a mount namespace: {done.stderr.decode().strip()[:200]}"
 
 
-def _join_blind_node(address: str, hidden: list[Path], env: dict[str, str] | None = None) -> subprocess.Popen:
-    """A Ray worker node (one CPU, tests/ray_node.py) started in a mount namespace where the
-    `hidden` folders are empty: it cannot see the user's files. `env`: more of its environment."""
+def _join_blind_node(address: str, hidden: list[Path], env: dict[str, str] | None = None,
+                     cpus: int = 1) -> subprocess.Popen:
+    """A Ray worker node (tests/ray_node.py) started in a mount namespace where the `hidden`
+    folders are empty: it cannot see the user's files. `env`: more of its environment."""
     mounts = " && ".join(f"mount -t tmpfs none '{p}'" for p in hidden)
     node = Path(__file__).with_name("ray_node.py")
-    script = f"{mounts} && exec '{sys.executable}' '{node}' {address}"
+    script = f"{mounts} && exec '{sys.executable}' '{node}' {address} {cpus}"
     return subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, **(env or {})})
@@ -334,6 +335,111 @@ def test_a_worker_that_cannot_see_the_sources_gets_them_through_the_object_store
         assert len(a) == len(b) > 0 and all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
+def test_two_tasks_writing_one_shipped_copy_at_once_leave_one_whole_copy(cluster):
+    """Two runs' tasks on one machine's nodes can write the same shipped copy at the same moment
+    (the same source, neither copy there yet): each writes its own temporary file and renames
+    it, so the copy is always whole and no half-written file is left. Both tasks start writing
+    at one agreed moment; up to three rounds, until the writes are seen to overlap in time."""
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(ray_tasks)
+    blob = os.urandom(48 * 1024 * 1024)
+    fp = "f" * 31 + "0"
+    copy = shipped_copy(fp, ".bin")
+    ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
+    overlapped = 0
+    try:
+        refs = [ray.put(blob[i:i + 16 * 1024 * 1024]) for i in range(0, len(blob), 16 * 1024 * 1024)]
+        write = ray.remote(num_cpus=1, scheduling_strategy="SPREAD")(ray_tasks.materialize_timed)
+        for _ in range(3):
+            copy.unlink(missing_ok=True)
+            start_at = time.time() + 3.0        # both start writing then, once their workers are up
+            (a, a0, a1), (b, b0, b1) = ray.get([write.remote((fp, ".bin", refs, start_at)) for _ in range(2)],
+                                               timeout=120)
+            assert a == b == str(copy) and copy.read_bytes() == blob
+            assert [p for p in copy.parent.iterdir() if copy.stem in p.name and p != copy] == []   # no temporary left
+            print(f"\nwrites: {a0 % 100:.3f}-{a1 % 100:.3f} and {b0 % 100:.3f}-{b1 % 100:.3f}")
+            overlapped += a0 < b1 and b0 < a1
+            if overlapped:
+                break
+    finally:
+        ray.shutdown()
+        cloudpickle.unregister_pickle_by_value(ray_tasks)
+        copy.unlink(missing_ok=True)
+    assert overlapped, "the two writes never overlapped in three rounds"
+
+
+def _cli_run(clips: Path, music: Path, out: Path, duration: float, ray_address: str | None = None) -> list[str]:
+    """The command line of a 360p run with JSON events (through the cluster at `ray_address`)."""
+    argv = [sys.executable, "-m", "montage_ai.cli", "--json", "run", "--clips", str(clips), "--music", str(music),
+            "--out", str(out), "--duration", str(duration), "--resolution", "360p"]
+    return argv + (["--ray", ray_address] if ray_address else [])
+
+
+@pytest.mark.slow
+def test_two_runs_at_once_share_a_blind_nodes_shipped_copies(clips, shared_media, tmp_path):
+    """Two users' runs on one cluster at the same time, over the same sources, on a two-CPU worker
+    that cannot see them: each ships what the node lacks when its task asks (both may write the
+    same copy at once), and both MP4s are the local one frame for frame. The node is left with one whole
+    copy of each source and no half-written file, though its MONTAGE_SHIPPED_KEEP_GB is tiny
+    (nothing in use is trimmed)."""
+    import json
+
+    from hostile import PROJECT, temp_files
+
+    why = _can_hide_folders()
+    if why:
+        pytest.skip(why)
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for p in clips:
+        (folder / p.name).write_bytes(p.read_bytes())
+    copies = [shipped_copy(fingerprint(p), ".mp4") for p in clips]
+    for copy in copies:
+        copy.unlink(missing_ok=True)
+    music = shared_media / "vibe_ace.ogg"
+
+    def env(name: str) -> dict[str, str]:
+        return {**os.environ, "MONTAGE_CACHE_DIR": str(tmp_path / f"cache-{name}")}
+
+    local = subprocess.run(_cli_run(folder, music, tmp_path / "local", 10), cwd=PROJECT, env=env("local"),
+                           capture_output=True, text=True, timeout=300)
+    assert local.returncode == 0, local.stderr
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    blind = _join_blind_node(c.address, [folder], {"MONTAGE_SHIPPED_KEEP_GB": "0.000001"}, cpus=4)
+    try:
+        _wait_for_nodes(c.address, 2)
+        runs = {name: subprocess.Popen(_cli_run(folder, music, tmp_path / name, 10, c.address), cwd=PROJECT,
+                                       env=env(name), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for name in ("first", "second")}
+        ended = {name: proc.communicate(timeout=600) for name, proc in runs.items()}
+    finally:
+        os.killpg(blind.pid, 15)
+        blind.wait(timeout=60)
+        c.shutdown()
+    shipped = {}
+    for name, proc in runs.items():
+        stdout, stderr = ended[name]
+        assert proc.returncode == 0, stderr
+        summary = next(e for e in map(json.loads, stdout.splitlines()) if e["event"] == "done")["summary"]
+        assert summary["placement"]["analysis"]["items"] and "local" not in summary["placement"]["analysis"]["items"]
+        shipped[name] = summary["placement"]["analysis"]["shipped_bytes"]
+    whole = sum(p.stat().st_size for p in clips)
+    print(f"\nshipped by each run: {shipped} (the sources: {whole} bytes)")
+    try:
+        # each run ships what the node lacks when its task asks, each source at most once
+        assert all(b <= whole for b in shipped.values()) and sum(shipped.values()) >= whole
+        assert all(same_file(copy, fingerprint(p)) for copy, p in zip(copies, clips))
+        assert temp_files(copies[0].parent) == []
+        a = decode_frames(tmp_path / "local" / "montage.mp4")
+        for name in runs:
+            b = decode_frames(tmp_path / name / "montage.mp4")
+            assert len(a) == len(b) > 0 and all(np.array_equal(x, y) for x, y in zip(a, b)), name
+    finally:
+        for copy in copies:
+            copy.unlink(missing_ok=True)
+
+
 def _drivers() -> list[str]:
     """Ray driver processes of the engine still alive (not zombies)."""
     return live_processes("montage_ai.execute.ray_driver")
@@ -369,9 +475,7 @@ def test_a_run_on_ray_stopped_leaves_nothing_behind(cluster, clips, shared_media
     for p in clips:
         (folder / p.name).symlink_to(p)
     out, cache = tmp_path / "out", tmp_path / "cache"
-    argv = [sys.executable, "-m", "montage_ai.cli", "--json", "run", "--clips", str(folder), "--music",
-            str(shared_media / "vibe_ace.ogg"), "--out", str(out), "--duration", "12", "--resolution", "360p",
-            "--ray", cluster.address]
+    argv = _cli_run(folder, shared_media / "vibe_ace.ogg", out, 12, cluster.address)
     env = {**os.environ, "MONTAGE_CACHE_DIR": str(cache)}
     before = set(_drivers())
     proc = subprocess.Popen(argv, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -436,3 +540,38 @@ def test_a_nodes_shipped_copies_size_is_its_setting_or_one_line_naming_it(monkey
             shipped_keep_bytes()
     else:
         assert shipped_keep_bytes() == keep
+
+
+@pytest.mark.parametrize("address, failures, joined", [
+    ("ray://10.0.0.5:10001", 2, True),          # the proxy's server died at birth twice: the third try joins
+    ("ray://10.0.0.5:10001", 3, False),         # three times: the proxy's own message reaches the user
+    ("10.0.0.5:6379", 1, False),                # not through Ray Client: nothing to try again
+])
+def test_joining_through_ray_client_tries_again_when_the_proxy_fails_to_start_a_server(address, failures, joined):
+    """A Ray Client proxy on a loaded machine at times fails to start the server it makes for a
+    new client (Ray answers "Initialization failure from server"); a new connection gets a new
+    server. Other failures, and other addresses, are not tried again."""
+    from montage_ai.execute.ray_driver import join
+
+    calls = []
+
+    def init() -> None:
+        calls.append(1)
+        if len(calls) <= failures:
+            raise ConnectionAbortedError("Initialization failure from server:\nTraceback (most recent call last): ...")
+
+    if joined:
+        join(init, address, pause_s=0)
+    else:
+        with pytest.raises(ConnectionAbortedError, match="Initialization failure"):
+            join(init, address, pause_s=0)
+    assert len(calls) == (failures + 1 if joined else min(failures, 3))
+
+    def refused() -> None:
+        calls.append(1)
+        raise ConnectionError("ray client connection timeout")
+
+    calls.clear()
+    with pytest.raises(ConnectionError):
+        join(refused, address, pause_s=0)
+    assert len(calls) == 1

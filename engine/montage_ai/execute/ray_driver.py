@@ -51,6 +51,8 @@ SHIPPED_KEEP_GB = 50.0
 SHIPPED_IN_USE_S = 6 * 3600.0      # a copy used this recently is never trimmed: a task may be reading it
 WAIT_SLICE_S = 5.0                 # how often the driver checks the head answers and tells the engine it lives
 HEAD_CHECK_TIMEOUT_S = 3.0
+CLIENT_JOIN_TRIES = 3              # Ray Client's proxy at times fails to start a new client's server
+CLIENT_JOIN_PAUSE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -158,8 +160,8 @@ class Driver:
         import ray
 
         self.ray, self.emit = ray, emit
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, logging_level="ERROR",
-                 configure_logging=False, runtime_env={"py_modules": our_packages()})
+        join(lambda: ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, logging_level="ERROR",
+                              configure_logging=False, runtime_env={"py_modules": our_packages()}), address)
         self.head = _head_address(ray, address)
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         self.where = f"Ray at {address} ({len(nodes)} node{'s' if len(nodes) != 1 else ''})"
@@ -278,6 +280,22 @@ class Driver:
             self.shipped[fp] = refs
             self.emit(("shipped", os.path.getsize(path)))
         return self.shipped[fp]
+
+
+def join(init: Callable[[], Any], address: str, tries: int = CLIENT_JOIN_TRIES,
+         pause_s: float = CLIENT_JOIN_PAUSE_S) -> None:
+    """Run `init` (ray.init for `address`), again when a Ray Client proxy answers that the server
+    it starts for each new client failed to start: seen on a loaded machine, where the proxy's
+    child process dies at birth; the next connection gets a new one. Anything else is raised."""
+    for attempt in range(1, tries + 1):
+        try:
+            init()
+            return
+        except ConnectionAbortedError as exc:
+            transient = address.startswith(CLIENT_SCHEME) and "Initialization failure from server" in str(exc)
+            if not transient or attempt == tries:
+                raise
+        time.sleep(pause_s * attempt)
 
 
 def _travel_by_value(task: Task) -> None:
