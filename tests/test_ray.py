@@ -258,6 +258,22 @@ def _join_blind_node(address: str, hidden: list[Path], env: dict[str, str] | Non
                             env={**os.environ, **(env or {})})
 
 
+def _clips_to_hide(clips: list[Path], tmp_path: Path) -> tuple[Path, list[Path]]:
+    """A folder of its own with copies of the clips, for a worker that cannot see it, and where
+    a node keeps what is shipped to it (none there yet); skips where folders cannot be hidden."""
+    why = _can_hide_folders()
+    if why:
+        pytest.skip(why)
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for p in clips:
+        (folder / p.name).write_bytes(p.read_bytes())
+    copies = [shipped_copy(fingerprint(p), ".mp4") for p in clips]
+    for copy in copies:
+        copy.unlink(missing_ok=True)
+    return folder, copies
+
+
 def _wait_for_nodes(address: str, count: int, timeout_s: float = 90.0) -> None:
     ray.init(address=address, logging_level="ERROR", log_to_driver=False)
     try:
@@ -278,19 +294,10 @@ def test_a_worker_that_cannot_see_the_sources_gets_them_through_the_object_store
     its copies under its MONTAGE_SHIPPED_KEEP_GB: a copy unused for a day goes, fresh ones stay.
     Through Ray Client (ray://), with the copies gone, the sources travel through the client
     connection and the MP4 is the same again."""
-    why = _can_hide_folders()
-    if why:
-        pytest.skip(why)
     from montage_ai.pipeline import run
     from montage_ai.settings import Settings
 
-    folder = tmp_path / "clips"
-    folder.mkdir()
-    for p in clips:
-        (folder / p.name).write_bytes(p.read_bytes())
-    copies = [shipped_copy(fingerprint(p), ".mp4") for p in clips]     # where the worker keeps what it got
-    for copy in copies:
-        copy.unlink(missing_ok=True)
+    folder, copies = _clips_to_hide(clips, tmp_path)
     stale = shipped_copy("0" * 32, ".mp4")                 # an earlier run's copy, unused for a day
     stale.parent.mkdir(parents=True, exist_ok=True)
     stale.write_bytes(b"\0" * 10_000)
@@ -387,16 +394,7 @@ def test_two_runs_at_once_share_a_blind_nodes_shipped_copies(clips, shared_media
 
     from hostile import PROJECT, temp_files
 
-    why = _can_hide_folders()
-    if why:
-        pytest.skip(why)
-    folder = tmp_path / "clips"
-    folder.mkdir()
-    for p in clips:
-        (folder / p.name).write_bytes(p.read_bytes())
-    copies = [shipped_copy(fingerprint(p), ".mp4") for p in clips]
-    for copy in copies:
-        copy.unlink(missing_ok=True)
+    folder, copies = _clips_to_hide(clips, tmp_path)
     music = shared_media / "vibe_ace.ogg"
 
     def env(name: str) -> dict[str, str]:
