@@ -77,6 +77,12 @@ def clips(tmp_path_factory) -> list[Path]:
     return out
 
 
+def _assert_same_frames(expected: Path, got: Path) -> None:
+    """Two MP4s show the same pictures, frame for frame."""
+    a, b = decode_frames(expected), decode_frames(got)
+    assert len(a) == len(b) > 0 and all(np.array_equal(x, y) for x, y in zip(a, b)), got
+
+
 def _analyses(clips, cache: Path, executor=None):
     media = [probe(p) for p in clips]
     analysed, _, skipped = analyze_clips(media, cache, 2, False, executor)
@@ -150,8 +156,7 @@ def test_a_run_with_ray_makes_the_same_mp4_frame_for_frame(cluster, clips, share
     assert set(placed) == {"analysis", "render"} and all(len(p["items"]) == 2 and "local" not in p["items"]
                                                          for p in placed.values())
     assert local.placement == {}
-    a, b = decode_frames(local.video), decode_frames(remote.video)
-    assert len(a) == len(b) > 0 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    _assert_same_frames(local.video, remote.video)
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1", "ray://nowhere"])
@@ -336,10 +341,8 @@ def test_a_worker_that_cannot_see_the_sources_gets_them_through_the_object_store
     assert "shipped" not in lines[1]                                    # the render reuses them
     assert client.placement["analysis"].shipped_bytes == shipped
     assert client.placement["analysis"].items == remote.placement["analysis"].items
-    a = decode_frames(local.video)
     for other in (remote, client):
-        b = decode_frames(other.video)
-        assert len(a) == len(b) > 0 and all(np.array_equal(x, y) for x, y in zip(a, b))
+        _assert_same_frames(local.video, other.video)
 
 
 def test_two_tasks_writing_one_shipped_copy_at_once_leave_one_whole_copy(cluster):
@@ -429,10 +432,8 @@ def test_two_runs_at_once_share_a_blind_nodes_shipped_copies(clips, shared_media
         assert all(b <= whole for b in shipped.values()) and sum(shipped.values()) >= whole
         assert all(same_file(copy, fingerprint(p)) for copy, p in zip(copies, clips))
         assert temp_files(copies[0].parent) == []
-        a = decode_frames(tmp_path / "local" / "montage.mp4")
         for name in runs:
-            b = decode_frames(tmp_path / name / "montage.mp4")
-            assert len(a) == len(b) > 0 and all(np.array_equal(x, y) for x, y in zip(a, b)), name
+            _assert_same_frames(tmp_path / "local" / "montage.mp4", tmp_path / name / "montage.mp4")
     finally:
         for copy in copies:
             copy.unlink(missing_ok=True)
